@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gbhil.gbcs import cli as gbcs_cli
+    from gbhil import cli_gbcs as gbcs_cli
     from gbhil.smki import cli as smki_cli
 
     parser = argparse.ArgumentParser(prog="gbhil", description=__doc__)

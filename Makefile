@@ -1,0 +1,33 @@
+# Two commands on a fresh machine:
+#   make run    set up and run the main job on the embedded default (all-simulated rig)
+#   make test   set up and run the tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED ?= ../shared/conformance
+
+.PHONY: setup run test lint bench fuzz clean
+
+$(BIN)/gbhil: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(BIN)/gbhil
+
+run: setup
+	$(BIN)/gbhil demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python benchmarks/gbcs_rtds.py
+
+fuzz: setup
+	$(BIN)/python benchmarks/gbcs_fuzz.py
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache .ruff_cache .hypothesis
