@@ -16,6 +16,7 @@ from gbhil.gbcs.frame import Cra, Eui64, GeneralSigning, OtherInformation
 from gbhil.gbcs.gbt import segment
 from gbhil.gbcs.message import inspect_message
 from gbhil.gbcs.security import RTDS_ACB_ID, SecurityContext, protect
+from gbhil.smki import SmkiError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -63,9 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def load_context(keystore: Path | None, acb: str) -> SecurityContext | None:
     if keystore is None:
         return None
-    from gbhil.smki import load_keystore
+    from gbhil.smki import KeyStore
 
-    return SecurityContext(load_keystore(keystore), Eui64.parse(acb).value)
+    return SecurityContext(KeyStore.load(keystore), Eui64.parse(acb).value)
 
 
 def read_message_arg(arg: str) -> bytes:
@@ -103,7 +104,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         else:
             print(f"gbhil: cannot decode: {exc}", file=sys.stderr)
         return 1
-    except (GbcsError, ValueError, OSError) as exc:
+    except (GbcsError, SmkiError, ValueError, OSError) as exc:
         print(f"gbhil: {exc}", file=sys.stderr)
         return 2
     view = ins.to_json()
@@ -145,7 +146,7 @@ def cmd_verify_corpus(args: argparse.Namespace) -> int:
         return 2
     try:
         ctx = load_context(args.keystore, args.acb)
-    except (GbcsError, ValueError, OSError) as exc:
+    except (GbcsError, SmkiError, ValueError, OSError) as exc:
         print(f"gbhil: {exc}", file=sys.stderr)
         return 2
     assert ctx is not None
@@ -175,7 +176,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                 print(seg.encode().hex().upper())
         else:
             print(msg.hex().upper())
-    except (GbcsError, ValueError, OSError) as exc:
+    except (GbcsError, SmkiError, ValueError, OSError) as exc:
         print(f"gbhil: {exc}", file=sys.stderr)
         return 2
     return 0

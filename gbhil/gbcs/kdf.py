@@ -12,7 +12,6 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 #: SP 800-56A AlgorithmID as GBCS uses it: 4th byte 0x06, not the DLMS 0x05 (checked on RTDS).
 KDF_ALGORITHM_ID = bytes.fromhex("60857406080300")
@@ -65,24 +64,29 @@ def gcm_decrypt(key: bytes, iv: bytes, ciphertext: bytes, tag12: bytes, aad: byt
 
 
 class SharedSecretCache:
-    """Caches ECDH x-coordinates per (private, public) key pair."""
+    """Caches ECDH x-coordinates per (private, public) key object pair.
+
+    Keyed by object identity: key stores hand out the same key objects on every
+    lookup, and the cache holds a reference to both so identities stay unique.
+    """
 
     def __init__(self, max_entries: int = 65536) -> None:
-        self._cache: dict[tuple[int, bytes], bytes] = {}
-        self._keep: dict[int, ec.EllipticCurvePrivateKey] = {}
+        self._cache: dict[tuple[int, int], tuple[bytes, object, object]] = {}
         self._max = max_entries
+        self.hits = 0
+        self.misses = 0
 
     def shared_secret(
         self, private: ec.EllipticCurvePrivateKey, public: ec.EllipticCurvePublicKey
     ) -> bytes:
-        pub = public.public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
-        k = (id(private), pub)
-        z = self._cache.get(k)
-        if z is None:
-            if len(self._cache) >= self._max:
-                self._cache.clear()
-                self._keep.clear()
-            z = private.exchange(ec.ECDH(), public)
-            self._cache[k] = z
-            self._keep[id(private)] = private  # keeps id() stable while cached
+        k = (id(private), id(public))
+        hit = self._cache.get(k)
+        if hit is not None:
+            self.hits += 1
+            return hit[0]
+        self.misses += 1
+        if len(self._cache) >= self._max:
+            self._cache.clear()
+        z = private.exchange(ec.ECDH(), public)
+        self._cache[k] = (z, private, public)
         return z
