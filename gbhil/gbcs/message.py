@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
-from gbhil.gbcs import asn1, dlms, gbz
+from gbhil.gbcs import asn1, dlms, gbz, zcl
 from gbhil.gbcs.alerts import alert_name
 from gbhil.gbcs.axdr import data_to_json, decode_data
 from gbhil.gbcs.errors import GbcsDecodeError, GbcsError
@@ -150,8 +150,14 @@ def _blocks(payload: Payload) -> list[tuple[bytes, Any]]:
     """Encrypted blocks with a decoder for their plaintext."""
     if isinstance(payload, gbz.GbzMessage):
         return [
-            (block, lambda p, c=comp: gbz.zcl_payload_to_json(gbz.decode_decrypted_zcl(c, p)))
-            for comp, block in gbz.encrypted_components(payload)
+            (
+                comp.block,
+                lambda p, c=comp: zcl.payload_to_json(
+                    c.cluster_id, c.header, gbz.decode_decrypted_zcl(c, p)
+                ),
+            )
+            for comp in payload.components
+            if isinstance(comp, gbz.EncryptedComponent)
         ]
     if isinstance(payload, asn1.Asn1Node):
         return []
@@ -279,7 +285,7 @@ def alert_code_of(msg: DecodedMessage) -> int | None:
         return None
     p = msg.payload
     if isinstance(p, gbz.GbzMessage):
-        return p.alert_code
+        return p.alert.code if p.alert else None
     if isinstance(p, asn1.Asn1Node):
         return asn1.alert_code(p)
     return dlms.alert_code(p)
