@@ -72,7 +72,11 @@ def load_context(keystore: Path | None, acb: str) -> SecurityContext | None:
 def read_message_arg(arg: str) -> bytes:
     """Accept hex, base64, or a path to a file holding hex, base64 or raw bytes."""
     path = Path(arg)
-    if len(arg) < 4096 and path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError:  # e.g. a long hex string is not a valid file name
+        is_file = False
+    if is_file:
         data = path.read_bytes()
         try:
             return _parse_text(data.decode("ascii"))
