@@ -9,12 +9,14 @@ from collections.abc import Sequence
 
 def build_parser() -> argparse.ArgumentParser:
     from gbhil import cli_gbcs as gbcs_cli
+    from gbhil import demo
     from gbhil.smki import cli as smki_cli
 
     parser = argparse.ArgumentParser(prog="gbhil", description=__doc__)
     sub = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     gbcs_cli.register(sub)
     smki_cli.register(sub)
+    demo.register(sub)
     return parser
 
 
