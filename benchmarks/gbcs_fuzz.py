@@ -74,8 +74,12 @@ def main() -> int:
             outcome["rejected: decode error"] += 1
             fields[exc.field] += 1
             continue
-        except GbcsError:
-            outcome["rejected: other codec error"] += 1
+        except GbcsError as exc:
+            # Decoding succeeded but a later step refused: the decoder accepted
+            # something the encoder cannot produce. Report it like a crash.
+            crashes += 1
+            outcome["INCONSISTENT (other codec error)"] += 1
+            print(f"{type(exc).__name__}: {exc} on {mutant.hex()}")
             continue
         except Exception:  # what the fuzzer hunts for
             crashes += 1

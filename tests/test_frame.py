@@ -175,3 +175,21 @@ def test_property_arbitrary_bytes_raise_only_codec_errors(data: bytes) -> None:
         decode_frame(data)
     except GbcsDecodeError as exc:
         assert 0 <= exc.offset <= len(data)
+
+
+def test_non_minimal_lengths_are_refused() -> None:
+    """Found by the fuzzer: ``81 13`` for 19 decoded to the same message, so a
+    MAC/signature computed over the canonical bytes still verified."""
+    gs_start = 12
+    content_len_at = ECS52.index(bytes.fromhex("13D920"))
+    wide = bytearray(ECS52)
+    wide[content_len_at : content_len_at + 1] = b"\x81\x13"
+    wide[7] += 1  # keep the MAC header length consistent
+    with pytest.raises(GbcsDecodeError, match="non-minimal") as info:
+        decode_frame(bytes(wide))
+    assert info.value.field == "content length" and info.value.offset == content_len_at
+    header = bytearray(ECS52)
+    header[7:8] = b"\x81\x47"
+    with pytest.raises(GbcsDecodeError, match="non-minimal"):
+        decode_frame(bytes(header))
+    assert ECS52[gs_start] == 0xDF

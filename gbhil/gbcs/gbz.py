@@ -208,10 +208,7 @@ def _decode_alert_body(r: Reader, kind: str) -> AlertBody:
         )
     if kind == cat.ALERT_BODY_FIRMWARE_RECEIPT:
         r.expect(cat.DLMS_OCTET_STRING_TAG, "gbz.hash_tag")
-        at = r.offset
-        n = r.length("gbz.hash_length")
-        if r.offset - at != len(encode_length(n)):
-            raise r.error("gbz.hash_length", "length not in its shortest form", at)
+        n = r.length("gbz.hash_length")  # Reader refuses non-minimal forms
         return FirmwareReceiptAlertBody(r.take(n, "gbz.hash"))
     return IntegrityWarningAlertBody(r.uint(2, "gbz.integrity_reason"))
 

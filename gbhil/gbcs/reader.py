@@ -89,15 +89,23 @@ class Reader:
             raise GbcsDecodeError(field, at, f"expected 0x{value:02X}, found 0x{got:02X}")
 
     def length(self, field: str) -> int:
-        """Read a BER-style length (``0x00-0x7F``, ``0x81 nn``, ``0x82 nnnn``, ``0x83``...)."""
+        """Read a minimal BER-style length (``0x00-0x7F``, ``0x81``, ``0x82``, ``0x83`` forms).
+
+        Non-minimal forms are refused: GBCS never sends them, and accepting them
+        would let two byte strings decode to the same message (the MAC and the
+        signature are computed over the canonical encoding).
+        """
         at = self.offset
         first = self.u8(field)
         if first < 0x80:
             return first
         n = first & 0x7F
-        if n == 0 or n > 4:
+        if n == 0 or n > 3:
             raise GbcsDecodeError(field, at, f"unsupported length form 0x{first:02X}")
-        return self.uint(n, field)
+        value = self.uint(n, field)
+        if value < 0x80 or value < 1 << (8 * (n - 1)):
+            raise GbcsDecodeError(field, at, f"non-minimal length encoding of {value}")
+        return value
 
     def sub(self, n: int, field: str) -> Reader:
         """A reader bounded to the next ``n`` bytes; this reader skips past them."""
