@@ -180,7 +180,7 @@ def test_property_arbitrary_bytes_raise_only_codec_errors(data: bytes) -> None:
 def test_non_minimal_lengths_are_refused() -> None:
     """Found by the fuzzer: ``81 13`` for 19 decoded to the same message, so a
     MAC/signature computed over the canonical bytes still verified."""
-    gs_start = 12
+    gs_start = 13
     content_len_at = ECS52.index(bytes.fromhex("13D920"))
     wide = bytearray(ECS52)
     wide[content_len_at : content_len_at + 1] = b"\x81\x13"
