@@ -28,6 +28,8 @@ COUNTERS = (
     "payloads_encrypted",
     "payloads_decrypted",
     "reencoded_exact",
+    "utrn_valid",
+    "utrn_invalid",
 )
 
 
@@ -119,6 +121,9 @@ def check_message(
             report.bump(category, "payloads_decrypted")
         else:
             report.failures.append(Failure(name, f"encrypted block {i}", d.reason))
+    if ins.utrn is not None:
+        # An invalid UTRN is test data (RTDS has a deliberate one), not a codec failure.
+        report.bump(category, "utrn_valid" if ins.utrn.ok else "utrn_invalid")
     try:
         again = ins.message.encode()
     except GbcsError as exc:
@@ -161,6 +166,8 @@ def format_report(report: CorpusReport) -> str:
         ("payloads_encrypted", "encrypted"),
         ("payloads_decrypted", "decrypted"),
         ("reencoded_exact", "re-encoded"),
+        ("utrn_valid", "UTRN ok"),
+        ("utrn_invalid", "UTRN bad"),
     )
     head = f"{'category':<11}" + "".join(f"{t:>11}" for _, t in cols)
     lines = [head]

@@ -34,6 +34,9 @@ def test_every_message_decodes_verifies_and_reencodes(report, rtds_dir: Path) ->
     assert total["signature_not_checkable"] == 0
     assert total["payloads_encrypted"] == total["payloads_decrypted"] > 40
     assert report.counts["PRECOMMAND"]["mac_verified"] == 0
+    # The CS01b success UTRN verifies with the prepayment key; the error case's is bogus.
+    assert report.counts["COMMAND"]["utrn_valid"] == 1
+    assert report.counts["COMMAND"]["utrn_invalid"] == 1
 
 
 def test_payload_fields_are_typed(rtds_dir: Path) -> None:

@@ -6,6 +6,7 @@ adds MAC / signature / decryption checks and a JSON-able view for people.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
@@ -26,8 +27,12 @@ from gbhil.gbcs.security import (
     verify_signature,
 )
 from gbhil.gbcs.usecases import MESSAGE_CODES, message_code_name
+from gbhil.gbcs.utrn import UtrnCheck, verify_utrn
 
 GBZ_PREFIX = b"\x01\x09"
+#: CS01a (ESME), CS01b (GSME), PCS01 (GSME from PPMID): commands that carry a UTRN.
+UTRN_MESSAGE_CODES = frozenset({0x0007, 0x0097, 0x009B})
+_UTRN_PATTERN = re.compile(rb"\x14([0-9]{20})")
 DLMS_TAGS = frozenset({0xD9, 0xDA, 0x0F})
 
 
@@ -133,6 +138,9 @@ class Inspection:
     mac: Check
     signature: Check
     decryptions: list[Decryption] = field(default_factory=list)
+    utrn: UtrnCheck | None = (
+        None  # top-up commands only; an invalid UTRN is data, not a codec failure
+    )
 
     @property
     def ok(self) -> bool:
@@ -216,7 +224,29 @@ def inspect_message(
         verify_mac(ctx, msg.frame, gs_bytes),
         verify_signature(ctx, msg.frame.gs),
         decrypt_payload(ctx, msg),
+        check_utrn(ctx, msg),
     )
+
+
+def find_utrn(msg: DecodedMessage) -> bytes | None:
+    """The 20-digit UTRN of a top-up command (DLMS octet-string or GBZ ZCL string)."""
+    gs = msg.frame.gs
+    if gs.cra is not Cra.COMMAND or gs.message_code not in UTRN_MESSAGE_CODES:
+        return None
+    m = _UTRN_PATTERN.search(gs.content)
+    return m.group(1) if m else None
+
+
+def check_utrn(ctx: SecurityContext, msg: DecodedMessage) -> UtrnCheck | None:
+    """Verify a top-up command's UTRN with the supplier's prepayment KA key (gbcs-facts 2.9)."""
+    digits = find_utrn(msg)
+    if digits is None:
+        return None
+    gs = msg.frame.gs
+    z = ctx.shared_secret(gs.business_originator, gs.business_target, prepayment=True)
+    if z is None:
+        return UtrnCheck(False, None, ("no prepayment key pair to check the UTRN MAC",))
+    return verify_utrn(digits, z, gs.business_originator, gs.business_target, gs.originator_counter)
 
 
 def payload_to_json(msg: DecodedMessage) -> Any:
@@ -266,6 +296,9 @@ def message_to_json(ins: Inspection) -> dict[str, Any]:
             "invocationCounter": frame.invocation_counter if frame.shape is Shape.MACED else None,
             "signature": ins.signature.value,
             "signatureValue": gs.signature.hex().upper() if gs.signature else None,
+            "utrn": (
+                None if ins.utrn is None else {"valid": ins.utrn.ok, "reason": ins.utrn.reason}
+            ),
             "decryptions": [
                 {"ok": d.ok, "plaintext": d.value, "reason": d.reason or None}
                 for d in ins.decryptions
