@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from gbhil import cli_devices, demo
     from gbhil import cli_gbcs as gbcs_cli
-    from gbhil import demo
     from gbhil.smki import cli as smki_cli
 
     parser = argparse.ArgumentParser(prog="gbhil", description=__doc__)
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     gbcs_cli.register(sub)
     smki_cli.register(sub)
     demo.register(sub)
+    cli_devices.register(sub)
     return parser
 
 

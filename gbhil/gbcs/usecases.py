@@ -290,3 +290,47 @@ def message_code_name(code: int) -> str:
     """Human name of a message code, or a hex placeholder when unknown."""
     u = MESSAGE_CODES.get(code)
     return u.title if u else f"unknown message code 0x{code:04X}"
+
+
+#: Use cases whose responses carry a 12-byte date-time in the header (gbcs-facts 1.3,
+#: confirmed on RTDS: no use case mixes).
+RESPONSE_DATE_TIME_USE_CASES: frozenset[str] = frozenset(
+    {
+        "ECS01a",
+        "ECS01b",
+        "ECS01c",
+        "ECS01d",
+        "ECS02",
+        "ECS03",
+        "ECS08",
+        "ECS08a",
+        "ECS17a",
+        "ECS17b",
+        "ECS17c",
+        "ECS17d",
+        "ECS17e",
+        "ECS18a",
+        "ECS18b",
+        "ECS19",
+        "ECS23",
+        "ECS23b",
+        "ECS28a",
+        "ECS46c",
+        "ECS46d",
+        "CS01a",
+        "CS01b",
+        "CS02b",
+        "CS02g",
+        "CS06",
+        "GCS01a",
+        "GCS01b",
+        "GCS02",
+        "GCS03",
+        "GCS05",
+        "GCS13a",
+        "GCS13b",
+        "GCS13c",
+        "GCS14",
+        "GCS60a",
+    }
+)
