@@ -1,0 +1,245 @@
+"""CS02 security-credential use cases: read, replace and issue trust anchors and device certs.
+
+The device's trust anchor cells (gbhil.devices.trust) are what these commands
+read and replace, so a CS02b that swaps the supplier's keys really changes
+which commands the device accepts afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from gbhil.devices.core import Alert, Command, Deferred, Device, Outcome
+from gbhil.devices.trust import AnchorCell, CellUsage, Role
+from gbhil.gbcs.asn1 import asn1_to_json
+from gbhil.gbcs.asn1_schemas import Direction, json_to_asn1
+from gbhil.smki import certificate_eui
+from gbhil.smki.pki import key_identifier
+
+CS02A = 0x0008
+CS02F = 0x011B
+CS02C = 0x000A
+CS02D = 0x000B
+CS02E = 0x000C
+CS02B_CODES = frozenset(range(0x0100, 0x010A))
+CS02G_CODES = frozenset({0x0125, 0x0126})
+CS02B_ALERT = 0x00CB
+CS02G_ALERT = 0x0124
+ALERT_FUTURE_SUCCESS = 0x8F66
+ALERT_FUTURE_FAILURE = 0x8F67
+#: GeneralizedTime GBCS uses to cancel a pending future-dated command.
+CANCEL_TIME = "9999-12-31T23:59:59Z"
+STATUS_SUCCESS = 0
+STATUS_OTHER = 127
+#: CS02d response codes (gbcs-facts 3.3; names in asn1_schemas).
+CS02D_SUCCESS = 0
+CS02D_INVALID_KEY_USAGE = 3
+CS02D_NOT_FOR_DEVICE = 2
+#: CS02c response code when no certification request can be produced.
+CS02C_CR_FAILED = 3
+ROOT_SUBJECT_ID = bytes(8)
+
+
+def _usage_of(cell: dict[str, Any]) -> CellUsage:
+    usages = cell.get("keyUsage", [])
+    if "keyAgreement" in usages:
+        return CellUsage.PREPAYMENT_KA if cell.get("cellUsage") == 1 else CellUsage.KA
+    return CellUsage.DS
+
+
+def _cell_json(role: Role, usage: CellUsage) -> dict[str, Any]:
+    if role is Role.ROOT:
+        return {"remotePartyRole": int(role), "keyUsage": ["keyCertSign"]}
+    out: dict[str, Any] = {
+        "remotePartyRole": int(role),
+        "keyUsage": ["digitalSignature" if usage is CellUsage.DS else "keyAgreement"],
+    }
+    if usage is CellUsage.PREPAYMENT_KA:
+        out["cellUsage"] = 1
+    return out
+
+
+def _hex_eui(value: str) -> bytes:
+    return bytes.fromhex(value.replace("-", ""))
+
+
+def handle_cs02a(device: Device, cmd: Command) -> Outcome:
+    """Provide Security Credentials Details (CS02a/CS02f): what each requested cell holds."""
+    req = asn1_to_json(cmd.payload, cmd.message_code, 1)  # type: ignore[arg-type]
+    details: list[dict[str, Any]] = []
+    for role_no in req.get("remotePartyRolesCredentialsRequired", []):
+        try:
+            role = Role(role_no)
+        except ValueError:
+            details.append({"remotePartyRole": role_no, "statusCode": STATUS_OTHER})
+            continue
+        cells = [c for (r, _), c in device.keys.cells.items() if r is role]
+        if not cells:
+            details.append({"remotePartyRole": int(role), "statusCode": STATUS_OTHER})
+            continue
+        details.append(
+            {
+                "remotePartyRole": int(role),
+                "statusCode": STATUS_SUCCESS,
+                "currentSeqNumber": max(c.sequence for c in cells),
+                "trustAnchorCellDetails": [
+                    {
+                        **{
+                            k: v
+                            for k, v in _cell_json(c.role, c.usage).items()
+                            if k != "remotePartyRole"
+                        },
+                        "subjectUniqueId": c.eui,
+                        "subjectKeyIdentifier": key_identifier(c.public_key),
+                    }
+                    for c in sorted(cells, key=lambda c: c.usage)
+                ],
+            }
+        )
+    return Outcome(
+        json_to_asn1({"remotePartyDetails": details}, cmd.message_code, Direction.RESPONSE)
+    )
+
+
+def handle_cs02b(device: Device, cmd: Command) -> Outcome:
+    """Update Security Credentials (CS02b, CS02g): replace cells now, later, or cancel."""
+    req = asn1_to_json(cmd.payload, cmd.message_code, 1)  # type: ignore[arg-type]
+    when = req.get("executionDateTime")
+    accepted = json_to_asn1({"commandAccepted": True}, cmd.message_code, Direction.RESPONSE)
+    if when == CANCEL_TIME:
+        device.cancel(lambda d: d.message_code in CS02B_CODES | CS02G_CODES)
+        return Outcome(accepted)
+    at = datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None
+    if at is not None and at > cmd.received_at:
+        alert_code = CS02G_ALERT if cmd.message_code in CS02G_CODES else CS02B_ALERT
+
+        def run(now: datetime, req: dict[str, Any] = req) -> list[Alert]:
+            outcome, ok = _apply_replacements(device, req)
+            body = {
+                "alertCode": ALERT_FUTURE_SUCCESS if ok else ALERT_FUTURE_FAILURE,
+                "executionDateTime": now.astimezone(UTC),
+                "executionOutcome": outcome,
+            }
+            return [
+                Alert(alert_code, json_to_asn1(body, alert_code, Direction.ALERT), cmd.originator)
+            ]
+
+        device.cancel(lambda d: d.message_code in CS02B_CODES | CS02G_CODES)
+        return Outcome(
+            accepted,
+            deferred=[Deferred(at, run, cmd.message_code, cmd.counter, cmd.originator, "CS02b")],
+        )
+    outcome, _ = _apply_replacements(device, req)
+    body = {"commandAccepted": True, "executionOutcome": outcome}
+    return Outcome(json_to_asn1(body, cmd.message_code, Direction.RESPONSE))
+
+
+def _apply_replacements(device: Device, req: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Validate every replacement first, then install them all (or none)."""
+    ctl = req["authorisingRemotePartyControl"]
+    planned: list[tuple[dict[str, Any], AnchorCell | None, AnchorCell | None, int]] = []
+    for rep in req.get("replacements", []):
+        target = rep["targetTrustAnchorCell"]
+        try:
+            role = Role(target["remotePartyRole"])
+        except ValueError:
+            planned.append((target, None, None, STATUS_OTHER))
+            continue
+        usage = _usage_of(target)
+        existing = device.keys.cell(role, usage)
+        new, status = _cell_from_certificate(rep["replacingCertificate"], role, usage)
+        planned.append((target, existing, new, status))
+    ok = all(status == STATUS_SUCCESS for *_, status in planned)
+    seq = ctl.get("authorisingRemotePartySeqNumber", 0)
+    outcomes = []
+    for target, existing, new, status in planned:
+        if ok and new is not None:
+            device.keys.set_cell(replace(new, sequence=seq))
+        after = new if ok and new is not None else existing
+        outcomes.append(
+            {
+                "affectedTrustAnchorCell": target,
+                "statusCode": status,
+                "existingSubjectUniqueId": existing.eui if existing else ROOT_SUBJECT_ID,
+                "existingSubjectKeyId": key_identifier(existing.public_key)
+                if existing
+                else bytes(8),
+                "replacingSubjectUniqueId": after.eui if after else ROOT_SUBJECT_ID,
+                "replacingSubjectKeyId": key_identifier(after.public_key) if after else bytes(8),
+            }
+        )
+    changes = []
+    auth_role = ctl["authorisingRemotePartyTaCellIdentifier"]["remotePartyRole"]
+    if "newRemotePartyFloorSeqNumber" in ctl:
+        own: dict[str, Any] = {
+            "remotePartyRole": auth_role,
+            "floorSeqNumber": ctl["newRemotePartyFloorSeqNumber"],
+        }
+        if "newRemotePartySpecialistFloorSeqNumbers" in ctl:
+            own["specialistFloorSeqNumbers"] = ctl["newRemotePartySpecialistFloorSeqNumbers"]
+        changes.append(own)
+    changes.extend(ctl.get("otherRemotePartySeqNumberChanges", []))
+    outcome = {
+        "authorisingRemotePartySeqNumber": seq,
+        "credentialsReplacementMode": ctl["credentialsReplacementMode"],
+        "remotePartySeqNumberChanges": changes,
+        "replacementOutcomes": outcomes,
+    }
+    return outcome, ok
+
+
+def _cell_from_certificate(
+    cert_json: dict[str, Any], role: Role, usage: CellUsage
+) -> tuple[AnchorCell | None, int]:
+    try:
+        cert = x509.load_der_x509_certificate(bytes.fromhex(cert_json["der"]))
+        key = cert.public_key()
+    except (KeyError, ValueError):
+        return None, STATUS_OTHER
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        return None, STATUS_OTHER
+    eui = ROOT_SUBJECT_ID if role is Role.ROOT else certificate_eui(cert)
+    if eui is None:
+        return None, STATUS_OTHER
+    return AnchorCell(role, usage, eui, key), STATUS_SUCCESS
+
+
+def handle_cs02c(device: Device, cmd: Command) -> Outcome:
+    """Issue Security Credentials: the simulator cannot generate a new key pair on demand
+    inside GBCS timing and keeps its commissioned keys, so it answers 'CR production failed'."""
+    return Outcome(json_to_asn1({"responseCode": CS02C_CR_FAILED}, CS02C, Direction.RESPONSE))
+
+
+def handle_cs02d(device: Device, cmd: Command) -> Outcome:
+    """Update Device Certificate: accept only a certificate for this device's own key."""
+    req = asn1_to_json(cmd.payload, cmd.message_code, 1)  # type: ignore[arg-type]
+    code = CS02D_INVALID_KEY_USAGE
+    try:
+        cert = x509.load_der_x509_certificate(bytes.fromhex(req["certificate"]["der"]))
+        pub = cert.public_key()
+        own = (device.keys.ds.public_key(), device.keys.ka.public_key())
+        if certificate_eui(cert) not in (None, device.eui):
+            code = CS02D_NOT_FOR_DEVICE
+        elif isinstance(pub, ec.EllipticCurvePublicKey) and any(
+            pub.public_numbers() == k.public_numbers() for k in own
+        ):
+            code = CS02D_SUCCESS
+    except (KeyError, ValueError):
+        pass
+    return Outcome(json_to_asn1({"responseCode": code}, CS02D, Direction.RESPONSE))
+
+
+def handlers() -> dict[int, Any]:
+    out: dict[int, Any] = {
+        CS02A: handle_cs02a,
+        CS02F: handle_cs02a,
+        CS02C: handle_cs02c,
+        CS02D: handle_cs02d,
+    }
+    out.update(dict.fromkeys(CS02B_CODES | CS02G_CODES, handle_cs02b))
+    return out
