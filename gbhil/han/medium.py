@@ -39,13 +39,13 @@ from gbhil.han.channels import (
     PhyProfile,
     band_of,
     is_sub_ghz,
+    page_info,
     phy_profile,
     validate,
 )
 from gbhil.han.pcap import DEFAULT_FRAMING, Framing
 from gbhil.han.transport import (
     BROADCAST_ALL,
-    BROADCAST_SHORT_ADDRESSES,
     EUI64_LEN,
     ApsFrame,
     CapturedFrame,
@@ -273,11 +273,13 @@ class DutyCycleMeter:
         self._buckets: deque[list[float]] = deque()  # [bucket index, seconds]
 
     def _index(self, at: float) -> int:
-        return math.floor(at / self.config.bucket_seconds)
+        # The epsilon keeps e.g. 0.3 s in bucket 3 of 0.1 s buckets despite binary floats.
+        return math.floor(at / self.config.bucket_seconds + 1e-9)
 
     def _expire(self, at: float) -> None:
-        oldest_kept = self._index(at) - self.config.buckets + 1
-        while self._buckets and self._buckets[0][0] < oldest_kept:
+        # Same expression as next_expiry(), so a check scheduled then always sees the drop.
+        span, size = self.config.buckets, self.config.bucket_seconds
+        while self._buckets and (self._buckets[0][0] + span) * size <= at:
             self._buckets.popleft()
 
     def add(self, at: float, seconds: float) -> None:
@@ -333,8 +335,7 @@ class SimulatedNode(HanTransport):
     async def send(self, frame: ApsFrame) -> TxResult:
         if frame.src_eui64 != self.eui64:
             raise FrameError(
-                f"src_eui64 {_eui_text(frame.src_eui64)} is not this node "
-                f"({_eui_text(self.eui64)})"
+                f"src_eui64 {_eui_text(frame.src_eui64)} is not this node ({_eui_text(self.eui64)})"
             )
         result = self.medium.transmit(frame)
         if result.status is TxStatus.SENT:
@@ -392,7 +393,9 @@ class SimulatedMedium:
         self.framing = framing
         self._phy: dict[int, PhyProfile] = {}
         for page, profile in (phy or {}).items():
-            validate(page, next(iter(_page_channels(page))))
+            page_info(page)  # raises ChannelError for an unknown page
+            if not isinstance(profile, PhyProfile):
+                raise MediumError(f"PHY override for page {page} must be a PhyProfile")
             self._phy[page] = profile
         self._nodes: dict[bytes, _Node] = {}
         self._directory: dict[bytes, int] = {}  # EUI-64 -> short, kept after detach
@@ -464,7 +467,9 @@ class SimulatedMedium:
         try:
             return self._nodes[eui64]
         except KeyError:
-            raise MediumError(f"node {_eui_text(_check_eui('eui64', eui64))} is not attached")
+            raise MediumError(
+                f"node {_eui_text(_check_eui('eui64', eui64))} is not attached"
+            ) from None
 
     def node(self, eui64: bytes) -> SimulatedNode:
         """The transport of an attached node."""
@@ -567,15 +572,17 @@ class SimulatedMedium:
         if counter is None:
             counter = src.aps_counter
             src.aps_counter = (src.aps_counter + 1) & 0xFF
-        frame = replace(frame, src_short=src.short, dst_short=dst_short, aps_counter=counter)
-        lengths = self.framing.psdu_lengths(frame)
+        addressing = {"src_short": src.short, "dst_short": dst_short, "aps_counter": counter}
+        lengths = self.framing.psdu_lengths(frame)  # depends on payload and broadcast only
         results = [
-            self._transmit_on(src, dst, frame, pc, lengths)
+            self._transmit_on(src, dst, frame, pc, lengths, addressing)
             for pc in self._tx_channels(src, dst, frame)
         ]
         sent = [r for r in results if r.status is TxStatus.SENT]
         if not sent:
-            return TxResult(TxStatus.DISCARDED_DUTY_CYCLE, tuple(c for r in results for c in r.channels))
+            return TxResult(
+                TxStatus.DISCARDED_DUTY_CYCLE, tuple(c for r in results for c in r.channels)
+            )
         return TxResult(
             TxStatus.SENT,
             tuple(c for r in sent for c in r.channels),
@@ -607,6 +614,7 @@ class SimulatedMedium:
         frame: ApsFrame,
         pc: PageChannel,
         lengths: list[int],
+        addressing: Mapping[str, int],
     ) -> TxResult:
         clock = self.clock
         now = clock.monotonic()
@@ -615,7 +623,7 @@ class SimulatedMedium:
         air = sum(phy.airtime(n) for n in lengths)
         start = max(now, src.tx_free_at.get(band, now))
         sub_ghz = is_sub_ghz(pc.page) and src.duty.config.enabled
-        out = replace(frame, page=pc.page, channel=pc.channel)
+        out = replace(frame, page=pc.page, channel=pc.channel, **addressing)
         if sub_ghz:
             self._update_duty_mode(src, start)
             if not src.duty.config.admits(src.duty.mode, frame.priority):
@@ -693,7 +701,10 @@ class SimulatedMedium:
                 for mode in range(old, new, -1):
                     m = DutyCycleMode(mode)
                     self._alert(
-                        node, ALERT_LEAVING[m], mode=DutyCycleMode(mode - 1), previous=old,
+                        node,
+                        ALERT_LEAVING[m],
+                        mode=DutyCycleMode(mode - 1),
+                        previous=old,
                         percent=percent,
                     )
         self._schedule_duty_check(node)
@@ -742,8 +753,11 @@ class SimulatedMedium:
                 reason = f"{len(history)} changes in the last {cfg.window_seconds:.0f} s"
             if reason is not None:
                 self._alert(
-                    node, HanAlert.CHANNEL_NOT_CHANGED_FREQUENCY_AGILITY,
-                    requested=pc, current=current, reason=reason,
+                    node,
+                    HanAlert.CHANNEL_NOT_CHANGED_FREQUENCY_AGILITY,
+                    requested=pc,
+                    current=current,
+                    reason=reason,
                 )
                 return False
             history.append(now)
@@ -751,12 +765,6 @@ class SimulatedMedium:
         if band is Band.SUB_GHZ:
             self._alert(node, HanAlert.SUB_GHZ_CHANNEL_CHANGED, previous=current, channel=pc)
         return True
-
-
-def _page_channels(page: int) -> tuple[int, ...]:
-    from gbhil.han.channels import page_info
-
-    return page_info(page).channels
 
 
 __all__ = [
@@ -776,5 +784,3 @@ __all__ = [
     "SimulatedNode",
     "TapCallback",
 ]
-
-_ = BROADCAST_SHORT_ADDRESSES

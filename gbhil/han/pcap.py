@@ -317,7 +317,10 @@ class ZigbeeFramer:
                 kind = APS_FRAG_FIRST if index == 0 else APS_FRAG_PART
                 ext = bytes((kind, len(blocks) if index == 0 else index))
             mac = _MAC_HEADER.pack(
-                mac_fc, self._next(self._mac_seq, frame.src_short), fr.pan_id, mac_dst,
+                mac_fc,
+                self._next(self._mac_seq, frame.src_short),
+                fr.pan_id,
+                mac_dst,
                 frame.src_short,
             )
             body = mac + nwk + aps + ext + frame.payload[offset : offset + size]
@@ -373,8 +376,24 @@ def decode_mpdu(psdu: bytes, *, check_fcs: bool = True) -> Mpdu:
             raise PcapError(f"APS extended header at octet {pos}: bad fragmentation {frag}")
         pos += APS_EXT_HEADER_LEN
     return Mpdu(
-        mac_seq, pan_id, mac_dst, mac_src, nwk_dst, nwk_src, radius, nwk_seq, dst_ieee,
-        src_ieee, aps_fc, dst_ep, cluster, profile, src_ep, counter, frag, block,
+        mac_seq,
+        pan_id,
+        mac_dst,
+        mac_src,
+        nwk_dst,
+        nwk_src,
+        radius,
+        nwk_seq,
+        dst_ieee,
+        src_ieee,
+        aps_fc,
+        dst_ep,
+        cluster,
+        profile,
+        src_ep,
+        counter,
+        frag,
+        block,
         bytes(body[pos:]),
     )
 

@@ -124,7 +124,6 @@ class Clock(ABC):
     def __init__(self) -> None:
         self._seq = itertools.count()
         self._pending = 0  # scheduled, not cancelled, not run, not internal
-        self._idle_waiters: list[asyncio.Future[bool]] = []
 
     @property
     @abstractmethod
@@ -167,9 +166,7 @@ class Clock(ABC):
         """
         return self._call_at(when, callback, args, internal=False)
 
-    def call_later(
-        self, delay: float, callback: Callable[..., object], *args: Any
-    ) -> TimerHandle:
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> TimerHandle:
         """Run ``callback(*args)`` after ``delay`` seconds."""
         delay = _check_seconds("delay", delay)
         return self._call_at(self.monotonic() + delay, callback, args, internal=False)
@@ -273,6 +270,7 @@ class SteppedClock(Clock):
         self._now = 0.0
         self._heap: list[TimerHandle] = []
         self._loop: _SteppedEventLoop | None = None
+        self._idle_waiters: list[asyncio.Future[bool]] = []
 
     @property
     def mode(self) -> ClockMode:
@@ -528,9 +526,7 @@ class RealTimeClock(Clock):
         return asyncio.run(main)
 
 
-def create_clock(
-    mode: ClockMode | str = ClockMode.STEPPED, start: datetime | None = None
-) -> Clock:
+def create_clock(mode: ClockMode | str = ClockMode.STEPPED, start: datetime | None = None) -> Clock:
     """The rig's clock: stepped (default start 2026-01-01T00:00:00Z) or real time."""
     try:
         mode = ClockMode(mode)
