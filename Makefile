@@ -25,6 +25,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/gbcs_rtds.py
+	$(BIN)/python benchmarks/han_medium.py
 
 fuzz: setup
 	$(BIN)/python benchmarks/gbcs_fuzz.py
