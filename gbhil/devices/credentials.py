@@ -12,14 +12,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ObjectIdentifier
 
 from gbhil.devices.core import Alert, Command, Deferred, Device, Outcome
 from gbhil.devices.trust import AnchorCell, CellUsage, Role
 from gbhil.gbcs.asn1 import asn1_to_json
 from gbhil.gbcs.asn1_schemas import Direction, json_to_asn1
 from gbhil.smki import certificate_eui
-from gbhil.smki.pki import key_identifier
+from gbhil.smki.pki import encode_hardware_module_name, key_identifier
+from gbhil.smki.profile import OID_HARDWARE_MODULE_NAME
 
 CS02A = 0x0008
 CS02F = 0x011B
@@ -210,28 +214,90 @@ def _cell_from_certificate(
 
 
 def handle_cs02c(device: Device, cmd: Command) -> Outcome:
-    """Issue Security Credentials: the simulator cannot generate a new key pair on demand
-    inside GBCS timing and keeps its commissioned keys, so it answers 'CR production failed'."""
-    return Outcome(json_to_asn1({"responseCode": CS02C_CR_FAILED}, CS02C, Direction.RESPONSE))
+    """Issue Security Credentials: make a new key pair and return its PKCS#10 request.
+
+    The new key stays pending until CS02d installs a certificate for it.
+    """
+    req = asn1_to_json(cmd.payload, cmd.message_code, 1)  # type: ignore[arg-type]
+    usages = req.get("keyUsage", [])
+    if usages not in (["digitalSignature"], ["keyAgreement"]):
+        return Outcome(json_to_asn1({"responseCode": CS02C_CR_FAILED}, CS02C, Direction.RESPONSE))
+    usage = CellUsage.DS if usages == ["digitalSignature"] else CellUsage.KA
+    key = ec.generate_private_key(ec.SECP256R1())
+    ds = usage is CellUsage.DS
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .add_extension(
+            x509.KeyUsage(ds, False, False, False, not ds, False, False, False, False),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.OtherName(
+                        ObjectIdentifier(OID_HARDWARE_MODULE_NAME),
+                        encode_hardware_module_name(device.eui),
+                    )
+                ]
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    pending = _pending_keys(device)
+    pending[usage] = key
+    body = {"certificationRequest": csr.public_bytes(Encoding.DER)}
+    return Outcome(json_to_asn1(body, CS02C, Direction.RESPONSE))
+
+
+def _pending_keys(device: Device) -> dict[CellUsage, ec.EllipticCurvePrivateKey]:
+    pending = getattr(device, "pending_keys", None)
+    if pending is None:
+        pending = {}
+        device.pending_keys = pending  # type: ignore[attr-defined]
+    return pending
 
 
 def handle_cs02d(device: Device, cmd: Command) -> Outcome:
-    """Update Device Certificate: accept only a certificate for this device's own key."""
+    """Update Device Certificate: accept a certificate for the device's current or pending key.
+
+    A certificate for a key made by CS02c switches the device to that key.
+    """
     req = asn1_to_json(cmd.payload, cmd.message_code, 1)  # type: ignore[arg-type]
-    code = CS02D_INVALID_KEY_USAGE
     try:
         cert = x509.load_der_x509_certificate(bytes.fromhex(req["certificate"]["der"]))
         pub = cert.public_key()
-        own = (device.keys.ds.public_key(), device.keys.ka.public_key())
-        if certificate_eui(cert) not in (None, device.eui):
-            code = CS02D_NOT_FOR_DEVICE
-        elif isinstance(pub, ec.EllipticCurvePublicKey) and any(
-            pub.public_numbers() == k.public_numbers() for k in own
-        ):
-            code = CS02D_SUCCESS
-    except (KeyError, ValueError):
-        pass
+    except (KeyError, ValueError, TypeError):
+        return Outcome(
+            json_to_asn1({"responseCode": CS02D_INVALID_KEY_USAGE}, CS02D, Direction.RESPONSE)
+        )
+    if certificate_eui(cert) not in (None, device.eui):
+        code = CS02D_NOT_FOR_DEVICE
+    elif not isinstance(pub, ec.EllipticCurvePublicKey):
+        code = CS02D_INVALID_KEY_USAGE
+    else:
+        code = CS02D_INVALID_KEY_USAGE
+        numbers = pub.public_numbers()
+        own = {CellUsage.DS: device.keys.ds, CellUsage.KA: device.keys.ka}
+        for usage, key in [*own.items(), *_pending_keys(device).items()]:
+            if key.public_key().public_numbers() == numbers and _usage_matches(cert, usage):
+                code = CS02D_SUCCESS
+                if usage is CellUsage.DS:
+                    device.keys.ds = key
+                else:
+                    device.keys.ka = key
+                _pending_keys(device).pop(usage, None)
+                break
     return Outcome(json_to_asn1({"responseCode": code}, CS02D, Direction.RESPONSE))
+
+
+def _usage_matches(cert: x509.Certificate, usage: CellUsage) -> bool:
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return ku.digital_signature if usage is CellUsage.DS else ku.key_agreement
 
 
 def handlers() -> dict[int, Any]:
