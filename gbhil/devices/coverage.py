@@ -237,6 +237,8 @@ def _run_scenario(rig: Rig, s: Scenario, cmd: DecodedMessage) -> str | None:
         device = rig.factories[cmd.frame.gs.business_target]()
     except (ImportError, AttributeError) as exc:
         return f"no simulator for this device type: {exc}"
+    except Exception as exc:  # a broken profile is a finding, reported per file
+        return f"device could not be created: {type(exc).__name__}: {exc}"
     rig.clock.set(COVERAGE_START)
     try:
         reply: Reply = device.receive(reprotect(rig, cmd))
