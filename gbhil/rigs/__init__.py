@@ -1,0 +1,1 @@
+"""Rig parts: the real and simulated hardware a rig file binds to resources."""
