@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from enum import Enum
 from typing import Any
 
 from gbhil.devices.trust import DeviceKeys, Role
+from gbhil.gbcs.asn1 import Asn1Node, asn1_to_json
 from gbhil.gbcs.errors import GbcsError
 from gbhil.gbcs.frame import Cra, GbcsMessage, GeneralSigning, OtherInformation, Shape
 from gbhil.gbcs.message import DecodedMessage, Payload, decode_message, encode_payload
@@ -60,6 +62,8 @@ class Refusal(Enum):
     POWERED_OFF = "device has no power"
 
 
+#: Entries kept in a device's event/security log (a real meter's logs are bounded too).
+EVENT_LOG_LENGTH = 100
 #: Commands whose Other Information is echoed (first 18 bytes) into the response.
 ECHOED_OTHER_INFO = 18
 
@@ -178,7 +182,9 @@ class Device:
         self.last_counter: dict[bytes, int] = {}
         self.alert_counter = 0
         self.powered = True
-        self.events: list[Event] = []
+        #: Named faults injected by tests (see inject_recorded_failure and each use case).
+        self.faults: set[str] = set()
+        self.events: deque[Event] = deque(maxlen=EVENT_LOG_LENGTH)
         self._queue: list[tuple[datetime, int, Deferred]] = []
         self._seq = itertools.count()
 
@@ -192,6 +198,25 @@ class Device:
 
     def supports(self, message_code: int) -> bool:
         return message_code in self.handlers()
+
+    def inject_recorded_failure(
+        self, message_code: int, command: Payload, recorded_response: Payload
+    ) -> bool:
+        """Make the next matching command fail the way ``recorded_response`` shows.
+
+        Conformance error scenarios (RTDS ``*_ERROR``) send the same command as
+        the success case; the device failed for a reason the bytes do not carry
+        (a hardware fault, a missing credential).  This sets up that fault through
+        :attr:`faults` or the payload server; returns False when it cannot.
+        """
+        if isinstance(recorded_response, Asn1Node):
+            from gbhil.devices import credentials  # CS02 faults live with the CS02 use cases
+
+            recorded = asn1_to_json(recorded_response, message_code, int(Cra.RESPONSE))
+            return isinstance(recorded, dict) and credentials.inject_recorded_failure(
+                self, message_code, recorded
+            )
+        return False
 
     # -- receive pipeline ----------------------------------------------------------
     def receive(self, raw: bytes) -> Reply:

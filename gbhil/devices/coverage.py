@@ -5,6 +5,11 @@ same command re-protected with the rig's keys.  Its response, and the alert
 where the corpus scenario has one, must carry the RTDS message code and CRA
 flag, the same payload structure (values may differ), and protection that
 verifies under the rig's keys.
+
+RTDS ``*_ERROR`` scenarios send the same command as the success scenario: the
+recorded device failed for a reason the bytes do not carry (a hardware fault).
+For those the harness first injects that failure through the device's fault
+API (:meth:`Device.inject_recorded_failure`), then checks the error response.
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ ROLE_NAMES = {
 COVERAGE_START = datetime(2016, 1, 1, tzinfo=UTC)
 #: How far the clock runs after a command so that future-dated work executes.
 FUTURE_HORIZON = timedelta(days=365 * 100)
+#: Alert files may name the alert code before the command's scenario: 8F66_FUTURE_DATED_SUCCESS.
+_ALERT_PREFIX = re.compile(r"^[0-9A-F]{4}_")
 _NAME = re.compile(
     r"^(?P<scenario>.*?)_(?P<kind>PRECOMMAND|COMMAND|RESPONSE|ALERT)(?:_(?P<suffix>.*?))?_GBCS$"
 )
@@ -128,6 +135,8 @@ def scenarios(root: Path) -> list[Scenario]:
             loose.append((path.parent.name, m["scenario"], m["kind"], path))
     for folder, scen, kind, path in loose:
         s = out.get((folder, scen))
+        if s is None and kind == "ALERT":
+            s = out.get((folder, _ALERT_PREFIX.sub("", scen)))
         if s is None:
             continue
         if kind == "RESPONSE":
@@ -241,6 +250,9 @@ def _run_scenario(rig: Rig, s: Scenario, cmd: DecodedMessage) -> str | None:
         return f"device could not be created: {type(exc).__name__}: {exc}"
     rig.clock.set(COVERAGE_START)
     try:
+        if s.response is not None and "ERROR" in s.name:
+            recorded = decode_message(bytes.fromhex(s.response.read_text().strip()))
+            device.inject_recorded_failure(cmd.frame.gs.message_code, cmd.payload, recorded.payload)
         reply: Reply = device.receive(reprotect(rig, cmd))
     except Exception as exc:  # a crash is a finding, reported per file
         return f"device raised {type(exc).__name__}: {exc}"

@@ -47,6 +47,8 @@ CS02D_NOT_FOR_DEVICE = 2
 #: CS02c response code when no certification request can be produced.
 CS02C_CR_FAILED = 3
 ROOT_SUBJECT_ID = bytes(8)
+#: Named fault: the device's key generator fails (CS02c answers "CR production failed").
+FAULT_KEY_GENERATION = "key-generation"
 
 
 def _usage_of(cell: dict[str, Any]) -> CellUsage:
@@ -223,6 +225,8 @@ def handle_cs02c(device: Device, cmd: Command) -> Outcome:
     if usages not in (["digitalSignature"], ["keyAgreement"]):
         return Outcome(json_to_asn1({"responseCode": CS02C_CR_FAILED}, CS02C, Direction.RESPONSE))
     usage = CellUsage.DS if usages == ["digitalSignature"] else CellUsage.KA
+    if FAULT_KEY_GENERATION in device.faults:
+        return Outcome(json_to_asn1({"responseCode": CS02C_CR_FAILED}, CS02C, Direction.RESPONSE))
     key = ec.generate_private_key(ec.SECP256R1())
     ds = usage is CellUsage.DS
     csr = (
@@ -298,6 +302,27 @@ def _usage_matches(cert: x509.Certificate, usage: CellUsage) -> bool:
     except x509.ExtensionNotFound:
         return False
     return ku.digital_signature if usage is CellUsage.DS else ku.key_agreement
+
+
+def inject_recorded_failure(device: Device, message_code: int, recorded: dict[str, Any]) -> bool:
+    """Reproduce the precondition behind a recorded CS02 error response.
+
+    CS02c "CR production failed" is a key-generation fault; a CS02a/f role
+    reported with a non-success status is a trust anchor cell the device lacks.
+    """
+    if message_code == CS02C and recorded.get("responseCode") == CS02C_CR_FAILED:
+        device.faults.add(FAULT_KEY_GENERATION)
+        return True
+    if message_code in (CS02A, CS02F):
+        failed = {
+            d["remotePartyRole"]
+            for d in recorded.get("remotePartyDetails", [])
+            if d.get("statusCode") != STATUS_SUCCESS
+        }
+        for key in [k for k in device.keys.cells if k[0] in failed]:
+            del device.keys.cells[key]
+        return bool(failed)
+    return False
 
 
 def handlers() -> dict[int, Any]:
