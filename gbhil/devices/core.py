@@ -21,6 +21,7 @@ from typing import Any
 
 from gbhil.devices.trust import DeviceKeys, Role
 from gbhil.gbcs.asn1 import Asn1Node, asn1_to_json
+from gbhil.gbcs.dlms import DataNotification, gbcs_invoke_id
 from gbhil.gbcs.errors import GbcsError
 from gbhil.gbcs.frame import Cra, GbcsMessage, GeneralSigning, OtherInformation, Shape
 from gbhil.gbcs.message import DecodedMessage, Payload, decode_message, encode_payload
@@ -367,6 +368,10 @@ class Device:
 
     def build_alert(self, alert: Alert) -> GbcsMessage:
         self.alert_counter = self._next_alert_counter()
+        if isinstance(alert.payload, DataNotification):
+            # DLMS alerts carry the alert counter as invoke id (gbcs-facts 3.1.1).
+            invoke = gbcs_invoke_id(self.alert_counter)
+            alert = replace(alert, payload=replace(alert.payload, long_invoke_id=invoke))
         target = alert.target or self.keys.party(Role.SUPPLIER) or b"\x00" * 8
         gs = GeneralSigning(
             Cra.ALERT,

@@ -22,7 +22,6 @@ changed, a few numbers for the consumption model and two packed log buffers.
 from __future__ import annotations
 
 import struct
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -73,8 +72,7 @@ from gbhil.gbcs.axdr import (
     Uint16,
     Uint32,
 )
-from gbhil.gbcs.dlms import AccessRequest, AccessResponse, DataNotification, gbcs_invoke_id
-from gbhil.gbcs.frame import GbcsMessage
+from gbhil.gbcs.dlms import AccessRequest, AccessResponse, DataNotification
 from gbhil.gbcs.usecases import MESSAGE_CODES
 from gbhil.gbcs.utrn import verify_utrn
 
@@ -394,14 +392,6 @@ class Esme(Device):
 
     def _network_operator(self) -> bytes | None:
         return self.keys.party(Role.NETWORK_OPERATOR)
-
-    def build_alert(self, alert: Alert) -> GbcsMessage:
-        """DLMS alerts carry the alert counter as invoke id (gbcs-facts 3.1.1)."""
-        if isinstance(alert.payload, DataNotification):
-            counter = self._next_alert_counter()  # the value build_alert is about to use
-            payload = replace(alert.payload, long_invoke_id=gbcs_invoke_id(counter))
-            alert = replace(alert, payload=payload)
-        return super().build_alert(alert)
 
     # -- firmware -------------------------------------------------------------------------
     def running_firmware(self) -> bytes:
