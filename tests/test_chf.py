@@ -1,0 +1,118 @@
+"""CHF device log through its DLMS use cases: CCS01/02/03/07 and the CS14 alert."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from gbhil.devices.chf import CHF_DEVICE_LOG, Chf
+from gbhil.devices.coverage import RTDS_PARTIES, SteppedClock
+from gbhil.devices.trust import DeviceKeys, Role
+from gbhil.gbcs.axdr import Array, Boolean, Enum, NullData, OctetString, Structure, Uint16
+from gbhil.gbcs.dlms import (
+    AccessRequest,
+    AccessResponse,
+    DataNotification,
+    RequestKind,
+    RequestSpec,
+    gbcs_invoke_id,
+)
+from gbhil.gbcs.frame import Cra, GeneralSigning, OtherInformation
+from gbhil.gbcs.message import decode_message, encode_payload
+from gbhil.gbcs.security import Check, SecurityContext, protect, verify_mac
+from gbhil.smki import generate_pki
+
+CHF = bytes.fromhex("00DB1234567890A2")
+ESME = bytes.fromhex("00DB1234567890A0")
+ACB = RTDS_PARTIES[Role.ACB]
+SUPPLIER = RTDS_PARTIES[Role.SUPPLIER]
+INSTALL_CODE = b"0123456789ABCDEF"
+
+
+@pytest.fixture()
+def rig():  # type: ignore[no-untyped-def]
+    orgs = {"acb": ACB.hex(), "supplier": SUPPLIER.hex()}
+    pki = generate_pki(None, organisations=orgs, devices={CHF: "CHF"}, seed=9)
+    keys = DeviceKeys.from_keystore(CHF, pki.keystore, {Role.ACB: ACB, Role.SUPPLIER: SUPPLIER})
+    clock = SteppedClock(datetime(2026, 3, 1, tzinfo=UTC))
+    return Chf(CHF, keys, clock), SecurityContext(pki.keystore, ACB)
+
+
+def _send(chf: Chf, ctx: SecurityContext, code: int, counter: int, specs, data):  # type: ignore[no-untyped-def]
+    req = AccessRequest(gbcs_invoke_id(counter), tuple(specs), tuple(data))
+    gs = GeneralSigning(
+        Cra.COMMAND,
+        counter,
+        ACB,
+        CHF,
+        OtherInformation(code, SUPPLIER, counter),
+        encode_payload(req),
+    )
+    return chf.receive(protect(ctx, gs, signed=False, maced=True).encode())
+
+
+def _register(eui: bytes, code: bytes) -> tuple[RequestSpec, Structure]:
+    spec = RequestSpec(RequestKind.ACTION, 104, CHF_DEVICE_LOG, 1)
+    return spec, Structure((OctetString(eui), Enum(1), OctetString(code), Enum(0)))
+
+
+def test_ccs01_adds_device_and_raises_cs14(rig) -> None:  # type: ignore[no-untyped-def]
+    chf, ctx = rig
+    spec, param = _register(ESME, INSTALL_CODE)
+    join = [
+        RequestSpec(RequestKind.SET, 104, CHF_DEVICE_LOG, 3),
+        RequestSpec(RequestKind.SET, 104, CHF_DEVICE_LOG, 2),
+    ]
+    reply = _send(chf, ctx, 0x0001, 10, [spec, *join], [param, Uint16(90), Boolean(True)])
+    assert reply.response is not None
+    rsp = decode_message(reply.response)
+    assert verify_mac(ctx, rsp.frame) is Check.VERIFIED
+    assert isinstance(rsp.payload, AccessResponse)
+    assert [r.result for r in rsp.payload.results] == [0, 0, 0]
+    assert chf.device_log.entries[ESME].install_code == INSTALL_CODE
+    assert chf.device_log.join_enabled
+    assert len(reply.alerts) == 1
+    alert = decode_message(reply.alerts[0])
+    assert alert.frame.gs.message_code == 0x0018 and alert.frame.gs.business_target == ACB
+    assert verify_mac(ctx, alert.frame) is Check.VERIFIED
+    assert isinstance(alert.payload, DataNotification)
+    assert isinstance(alert.payload.body, Structure)
+    assert alert.payload.body.items[0] == Uint16(0x8F12)
+
+
+def test_bad_install_code_changes_nothing(rig) -> None:  # type: ignore[no-untyped-def]
+    chf, ctx = rig
+    spec, param = _register(ESME, b"short")
+    reply = _send(chf, ctx, 0x0001, 11, [spec], [param])
+    rsp = decode_message(reply.response)  # type: ignore[arg-type]
+    assert isinstance(rsp.payload, AccessResponse)
+    assert rsp.payload.results[0].result != 0
+    assert chf.device_log.entries == {} and reply.alerts == []
+
+
+def test_unregister_unknown_then_known(rig) -> None:  # type: ignore[no-untyped-def]
+    chf, ctx = rig
+    unreg = RequestSpec(RequestKind.ACTION, 104, CHF_DEVICE_LOG, 2)
+    reply = _send(chf, ctx, 0x0002, 12, [unreg], [OctetString(ESME)])
+    assert decode_message(reply.response).payload.results[0].result != 0  # type: ignore[arg-type,union-attr]
+    spec, param = _register(ESME, INSTALL_CODE)
+    _send(chf, ctx, 0x0001, 13, [spec], [param])
+    reply = _send(chf, ctx, 0x0002, 14, [unreg], [OctetString(ESME)])
+    assert decode_message(reply.response).payload.results[0].result == 0  # type: ignore[arg-type,union-attr]
+    assert ESME not in chf.device_log.entries
+
+
+def test_restore_then_backup_round_trip(rig) -> None:  # type: ignore[no-untyped-def]
+    chf, ctx = rig
+    key_hash = bytes(range(16))
+    entries = Array((Structure((OctetString(ESME), OctetString(key_hash))),))
+    restore = RequestSpec(RequestKind.ACTION, 104, CHF_DEVICE_LOG, 5)
+    _send(chf, ctx, 0x0003, 20, [restore], [Structure((OctetString(bytes(8)), entries))])
+    assert chf.device_log.entries[ESME].link_key_hash == key_hash
+    backup = RequestSpec(RequestKind.ACTION, 104, CHF_DEVICE_LOG, 4)
+    reply = _send(chf, ctx, 0x00FE, 21, [backup], [NullData()])
+    payload = decode_message(reply.response).payload  # type: ignore[arg-type]
+    assert isinstance(payload, AccessResponse)
+    listed = payload.data[0].items[2]  # type: ignore[union-attr]
+    assert listed == entries
