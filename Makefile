@@ -26,6 +26,7 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/gbcs_rtds.py
 	$(BIN)/python benchmarks/han_medium.py
+	$(BIN)/python benchmarks/devices_scale.py
 
 fuzz: setup
 	$(BIN)/python benchmarks/gbcs_fuzz.py
