@@ -126,13 +126,22 @@ other_info = st.one_of(
     st.builds(OtherInformation, st.integers(0, 0xFFFF)),
     st.builds(OtherInformation, st.integers(0, 0xFFFF), eui),
     st.builds(OtherInformation, st.integers(0, 0xFFFF), eui, st.integers(0, 2**64 - 1)),
+    # URP response: + supplementary originator counter
     st.builds(
         OtherInformation,
         st.integers(0, 0xFFFF),
         eui,
         st.integers(0, 2**64 - 1),
         st.integers(0, 2**64 - 1),
-        st.one_of(st.none(), st.binary(min_size=1, max_size=600)),
+    ),
+    # URP command: + the User's KA certificate (a DER SEQUENCE)
+    st.builds(
+        OtherInformation,
+        st.integers(0, 0xFFFF),
+        eui,
+        st.integers(0, 2**64 - 1),
+        st.none(),
+        st.binary(min_size=8, max_size=600).map(lambda b: b"\x30" + b),
     ),
 )
 general_signing = st.builds(

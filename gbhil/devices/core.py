@@ -211,11 +211,15 @@ class Device:
         :attr:`faults` or the payload server; returns False when it cannot.
         """
         if isinstance(recorded_response, Asn1Node):
-            from gbhil.devices import credentials  # CS02 faults live with the CS02 use cases
+            # The faults live with their use cases (imported here: they import this module).
+            from gbhil.devices import credentials, joining
 
             recorded = asn1_to_json(recorded_response, message_code, int(Cra.RESPONSE))
-            return isinstance(recorded, dict) and credentials.inject_recorded_failure(
-                self, message_code, recorded
+            if not isinstance(recorded, dict):
+                return False
+            return any(
+                m.inject_recorded_failure(self, message_code, recorded)
+                for m in (credentials, joining)
             )
         return False
 

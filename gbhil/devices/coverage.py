@@ -6,10 +6,11 @@ where the corpus scenario has one, must carry the RTDS message code and CRA
 flag, the same payload structure (values may differ), and protection that
 verifies under the rig's keys.
 
-RTDS ``*_ERROR`` scenarios send the same command as the success scenario: the
-recorded device failed for a reason the bytes do not carry (a hardware fault).
-For those the harness first injects that failure through the device's fault
-API (:meth:`Device.inject_recorded_failure`), then checks the error response.
+RTDS error scenarios (``*_ERROR``, ``*_NOT_FOUND``) send the same command as
+the success scenario: the recorded device failed for a reason the bytes do not
+carry (a hardware fault, an empty calendar).  Where the recorded response shows
+a failure the harness first injects it through the device's fault API
+(:meth:`Device.inject_recorded_failure`), then checks the error response.
 """
 
 from __future__ import annotations
@@ -250,7 +251,7 @@ def _run_scenario(rig: Rig, s: Scenario, cmd: DecodedMessage) -> str | None:
         return f"device could not be created: {type(exc).__name__}: {exc}"
     rig.clock.set(COVERAGE_START)
     try:
-        if s.response is not None and "ERROR" in s.name:
+        if s.response is not None:  # a no-op unless the recorded response shows a failure
             recorded = decode_message(bytes.fromhex(s.response.read_text().strip()))
             device.inject_recorded_failure(cmd.frame.gs.message_code, cmd.payload, recorded.payload)
         reply: Reply = device.receive(reprotect(rig, cmd))

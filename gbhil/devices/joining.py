@@ -70,13 +70,29 @@ def handle_unjoin(device: Device, cmd: Command) -> Outcome:
     return Outcome(json_to_asn1({"responseCode": code}, cmd.message_code, Direction.RESPONSE))
 
 
+#: Named fault: the device cannot read its own device log (CS07 "read failure").
+FAULT_JOIN_LOG_READ = "join-log-read"
+READ_FAILURE = 1
+
+
 def handle_read_join_details(device: Device, cmd: Command) -> Outcome:
+    if FAULT_JOIN_LOG_READ in device.faults:
+        body = {"responseCode": READ_FAILURE}  # RTDS omits the entries on failure
+        return Outcome(json_to_asn1(body, READ_JOIN_DETAILS, Direction.RESPONSE))
     log = _log(device)
     body: dict[str, Any] = {
         "responseCode": 0,
         "deviceLogEntries": [{"deviceId": e, "deviceType": t} for e, t in log.entries.items()],
     }
     return Outcome(json_to_asn1(body, READ_JOIN_DETAILS, Direction.RESPONSE))
+
+
+def inject_recorded_failure(device: Device, message_code: int, recorded: dict[str, Any]) -> bool:
+    """A recorded CS07 read failure is a device-log read fault."""
+    if message_code == READ_JOIN_DETAILS and recorded.get("responseCode", 0) != 0:
+        device.faults.add(FAULT_JOIN_LOG_READ)
+        return True
+    return False
 
 
 def handlers() -> dict[int, Any]:

@@ -26,6 +26,7 @@ OTHER_INFO_CODE_ONLY = 2
 OTHER_INFO_WITH_SUPP_RP = 10
 OTHER_INFO_WITH_SUPP_COUNTER = 18
 OTHER_INFO_WITH_SUPP_ORIG_COUNTER = 26
+DER_SEQUENCE = 0x30  # first byte of the URP command's KA certificate
 
 
 class Cra(IntEnum):
@@ -81,40 +82,52 @@ class OtherInformation:
 
     def encode(self) -> bytes:
         out = self.message_code.to_bytes(2, "big")
-        fields = (
-            self.supplementary_remote_party_id,
-            self.supplementary_remote_party_counter,
+        rp, rpc = self.supplementary_remote_party_id, self.supplementary_remote_party_counter
+        soc, cert = (
             self.supplementary_originator_counter,
             self.supplementary_remote_party_ka_certificate,
         )
-        # Each field requires the previous ones: the layout is positional.
-        seen_gap = False
-        for i, f in enumerate(fields):
-            if f is None:
-                seen_gap = True
-                continue
-            if seen_gap:
-                raise GbcsEncodeError(
-                    "other information", f"field {i + 1} present after an absent field"
-                )
-            if isinstance(f, int):
-                out += f.to_bytes(8, "big")
-            elif i == 0 and len(f) != 8:
-                raise GbcsEncodeError("supplementary remote party ID", "must be 8 bytes")
-            else:
-                out += f
+        if rp is None:
+            if (rpc, soc, cert) != (None, None, None):
+                raise GbcsEncodeError("other information", "supplementary fields need the RP ID")
+            return out
+        if len(rp) != 8:
+            raise GbcsEncodeError("supplementary remote party ID", "must be 8 bytes")
+        out += rp
+        if rpc is None:
+            if (soc, cert) != (None, None):
+                raise GbcsEncodeError("other information", "fields after an absent RP counter")
+            return out
+        out += rpc.to_bytes(8, "big")
+        if soc is not None and cert is not None:
+            raise GbcsEncodeError(
+                "other information",
+                "a URP command carries the KA certificate, a URP response the originator counter",
+            )
+        if soc is not None:
+            out += soc.to_bytes(8, "big")
+        if cert is not None:
+            out += cert
         return out
 
     @classmethod
     def decode(cls, r: Reader, n: int) -> OtherInformation:
+        """Layouts by length (gbcs-facts 1.4, checked on RTDS): 2, 10, 18, 26 (URP
+        response: + supplementary originator counter) or 18 + a DER certificate
+        (URP command: the DCC User's KA certificate follows the RP counter)."""
         start = r.offset
         if n < OTHER_INFO_CODE_ONLY or n in (3, 4, 5, 6, 7, 8, 9) or 10 < n < 18 or 18 < n < 26:
             raise GbcsDecodeError("other information", start, f"unsupported length {n}")
         code = r.u16("message code")
         rp = r.take(8, "supplementary remote party ID") if n >= OTHER_INFO_WITH_SUPP_RP else None
         rpc = r.u64("supplementary remote party counter") if n >= 18 else None
-        soc = r.u64("supplementary originator counter") if n >= 26 else None
-        cert = r.take(n - 26, "supplementary remote party KA certificate") if n > 26 else None
+        soc = cert = None
+        if n == OTHER_INFO_WITH_SUPP_ORIG_COUNTER:
+            soc = r.u64("supplementary originator counter")
+        elif n > OTHER_INFO_WITH_SUPP_ORIG_COUNTER:
+            if r.peek("supplementary remote party KA certificate") != DER_SEQUENCE:
+                raise r.error("supplementary remote party KA certificate", "not a DER SEQUENCE")
+            cert = r.take(n - 18, "supplementary remote party KA certificate")
         return cls(code, rp, rpc, soc, cert)
 
 
