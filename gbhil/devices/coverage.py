@@ -269,12 +269,15 @@ def _run_scenario(rig: Rig, s: Scenario, cmd: DecodedMessage) -> str | None:
         if due is not None:
             rig.clock.set(min(due, COVERAGE_START + FUTURE_HORIZON))
             alerts.extend(device.run_due())
+        unused = list(alerts)
         for want in s.alerts:
             wcode = decode_message(bytes.fromhex(want.read_text().strip())).frame.gs.message_code
-            candidates = [a for a in alerts if decode_message(a).frame.gs.message_code == wcode]
+            candidates = [a for a in unused if decode_message(a).frame.gs.message_code == wcode]
             if not candidates:
                 return f"no alert 0x{wcode:04X} as in {want.name}"
-            problem = _check_reply(rig, f"alert ({want.name})", candidates[0], want)
-            if problem:
-                return problem
+            problems = [_check_reply(rig, f"alert ({want.name})", c, want) for c in candidates]
+            match = next((c for c, p in zip(candidates, problems, strict=True) if p is None), None)
+            if match is None:
+                return problems[0]
+            unused.remove(match)  # each device alert answers one RTDS alert
     return None
