@@ -116,3 +116,18 @@ def test_restore_then_backup_round_trip(rig) -> None:  # type: ignore[no-untyped
     assert isinstance(payload, AccessResponse)
     listed = payload.data[0].items[2]  # type: ignore[union-attr]
     assert listed == entries
+
+
+def test_han_join_and_undeliverable_alerts(rig) -> None:  # type: ignore[no-untyped-def]
+    chf, ctx = rig
+    [cs14] = chf.han_device_log_changed()
+    assert decode_message(cs14).frame.gs.message_code == 0x0018
+    cmd = GeneralSigning(Cra.COMMAND, 99, SUPPLIER, ESME, OtherInformation(0x0059), b"\x05\x00")
+    raw = protect(ctx, cmd, signed=False, maced=True).encode()
+    [alert] = chf.undeliverable_alert(raw)
+    msg = decode_message(alert)
+    assert msg.frame.gs.message_code == 0x00D5 and msg.frame.gs.business_target == SUPPLIER
+    assert verify_mac(ctx, msg.frame) is Check.VERIFIED
+    body = msg.payload.body  # type: ignore[union-attr]
+    assert body.items[0] == Uint16(0x8F84)
+    assert body.items[2] == OctetString(SUPPLIER + ESME + b"\x01" + (99).to_bytes(8, "big"))

@@ -32,6 +32,8 @@ from gbhil.gbcs.axdr import (
     Uint16,
 )
 from gbhil.gbcs.dlms import AccessRequest, DataNotification, parse_obis
+from gbhil.gbcs.errors import GbcsError
+from gbhil.gbcs.frame import decode_frame
 
 DEFAULT_PROFILE = Path(__file__).resolve().parents[2] / "devices" / "chf.toml"
 #: The CHF Device Log holds the HAN devices allowed to join (GBCS: at least 16 entries).
@@ -75,6 +77,8 @@ CS14_DEVICE_LOG_ALERT = 0x0018
 ALERT_CHF_DEVICE_LOG_CHANGED = 0x8F12
 DBCH09_CONFIG_CHANGED = 0x0113
 ALERT_SUBGHZ_CONFIG_CHANGED = 0x8F2A
+FAILURE_TO_DELIVER = 0x00D5
+ALERT_DELIVERY_FAILURE = 0x8F84
 DBCH08_SCAN_OUTCOME = 0x0112
 ALERT_SCAN_ASSESSMENT = 0x8F28
 #: Default per-device HAN statistics for the CCS05/CCS04 view until traffic updates them.
@@ -302,6 +306,27 @@ class Chf(Device):
     def subghz_configuration_changed(self, config: Data) -> None:
         body = Structure((Uint16(ALERT_SUBGHZ_CONFIG_CHANGED), timestamp(self.clock.now()), config))
         self._pending_alerts.append(self._acb_alert(DBCH09_CONFIG_CHANGED, body))
+
+    def han_device_log_changed(self, entry: Any = None) -> list[bytes]:
+        """The HAN trust centre changed the log (a device joined): CS14 to the ACB, as bytes."""
+        del entry
+        self._device_log_changed()
+        return [self.build_alert(a).encode() for a in self.take_alerts()]
+
+    def undeliverable_alert(self, raw: bytes) -> list[bytes]:
+        """0x8F84: a Remote Party message could not reach the ESME; tell its originator."""
+        try:
+            gs = decode_frame(raw).gs
+        except GbcsError:
+            return []
+        ident = gs.business_originator + gs.business_target + gs.transaction_id
+        body = Structure(
+            (Uint16(ALERT_DELIVERY_FAILURE), timestamp(self.clock.now()), OctetString(ident))
+        )
+        alert = Alert(
+            FAILURE_TO_DELIVER, DataNotification(0, body), gs.business_originator, critical=False
+        )
+        return [self.build_alert(alert).encode()]
 
     def _acb_alert(self, code: int, body: Data) -> Alert:
         return Alert(code, DataNotification(0, body), self.keys.party(Role.ACB), critical=False)
