@@ -131,3 +131,21 @@ def test_han_join_and_undeliverable_alerts(rig) -> None:  # type: ignore[no-unty
     body = msg.payload.body  # type: ignore[union-attr]
     assert body.items[0] == Uint16(0x8F84)
     assert body.items[2] == OctetString(SUPPLIER + ESME + b"\x01" + (99).to_bytes(8, "big"))
+
+
+def test_han_duty_cycle_and_channel_alerts(rig) -> None:  # type: ignore[no-untyped-def]
+    from gbhil.han.channels import PageChannel
+
+    chf, ctx = rig
+    [limited] = chf.han_alert(0x8F20, {"node": ESME})
+    msg = decode_message(limited)
+    assert msg.frame.gs.message_code == 0x0110 and msg.frame.gs.business_target == ACB
+    assert msg.payload.body.items[2] == OctetString(ESME)  # type: ignore[union-attr]
+    [changed] = chf.han_alert(0x8F26, {"channel": PageChannel(28, 5)})
+    assert decode_message(changed).frame.gs.message_code == 0x0111
+    [other] = chf.han_alert(0x8F21, {})
+    assert decode_message(other).frame.gs.message_code == 0x1001
+    assert all(
+        verify_mac(ctx, decode_message(a).frame) is Check.VERIFIED
+        for a in (limited, changed, other)
+    )

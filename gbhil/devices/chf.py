@@ -34,6 +34,7 @@ from gbhil.gbcs.axdr import (
 from gbhil.gbcs.dlms import AccessRequest, DataNotification, parse_obis
 from gbhil.gbcs.errors import GbcsError
 from gbhil.gbcs.frame import decode_frame
+from gbhil.han.channels import ChannelMask
 
 DEFAULT_PROFILE = Path(__file__).resolve().parents[2] / "devices" / "chf.toml"
 #: The CHF Device Log holds the HAN devices allowed to join (GBCS: at least 16 entries).
@@ -77,6 +78,18 @@ CS14_DEVICE_LOG_ALERT = 0x0018
 ALERT_CHF_DEVICE_LOG_CHANGED = 0x8F12
 DBCH09_CONFIG_CHANGED = 0x0113
 ALERT_SUBGHZ_CONFIG_CHANGED = 0x8F2A
+GENERIC_NON_CRITICAL_ALERT = 0x1001
+ALERT_LIMITED_DUTY_CYCLE = 0x8F20
+ALERT_SUBGHZ_CHANNEL_CHANGED = 0x8F26
+ALERT_DUTY_CYCLE_DISCARD = 0x8F2C
+ALERT_NO_SUBGHZ_CAPACITY = 0x8F2D
+#: HAN alert code -> the DBCH use case (message code) that carries it.
+HAN_ALERT_MESSAGE_CODES = {
+    ALERT_LIMITED_DUTY_CYCLE: 0x0110,  # DBCH06
+    ALERT_SUBGHZ_CHANNEL_CHANGED: 0x0111,  # DBCH07
+    ALERT_DUTY_CYCLE_DISCARD: 0x0114,  # DBCH10
+    ALERT_NO_SUBGHZ_CAPACITY: 0x0115,  # DBCH11
+}
 FAILURE_TO_DELIVER = 0x00D5
 ALERT_DELIVERY_FAILURE = 0x8F84
 DBCH08_SCAN_OUTCOME = 0x0112
@@ -328,12 +341,47 @@ class Chf(Device):
         )
         return [self.build_alert(alert).encode()]
 
+    def han_alert(self, code: int, details: dict[str, Any]) -> list[bytes]:
+        """Turn a HAN medium alert (duty cycle, channel change) into the CHF's GBCS alert.
+
+        DBCH06/07/10 carry 8F20/8F26/8F2C with their bodies (gbcs-facts 3.1.5); the
+        other duty-cycle codes have no own use case in public text and travel as a
+        Generic Non-Critical Alert.
+        """
+        now = timestamp(self.clock.now())
+        extra: tuple[Data, ...] = ()
+        node = details.get("node")
+        if code == ALERT_LIMITED_DUTY_CYCLE:
+            extra = (OctetString(node if isinstance(node, bytes) else self.eui),)
+        elif code == ALERT_SUBGHZ_CHANNEL_CHANGED:
+            pc = details.get("channel")
+            mask = 0
+            if pc is not None:
+                mask = ChannelMask.of(pc.page, [pc.channel]).encode()
+            extra = (Structure((BitString(32, mask.to_bytes(4, "big")), OctetString(b"\x00"))),)
+        elif code == ALERT_DUTY_CYCLE_DISCARD:
+            extra = (OctetString(_discarded_routing(details.get("frame"))),)
+        message_code = HAN_ALERT_MESSAGE_CODES.get(code, GENERIC_NON_CRITICAL_ALERT)
+        body = Structure((Uint16(code), now, *extra))
+        return [self.build_alert(self._acb_alert(message_code, body)).encode()]
+
     def _acb_alert(self, code: int, body: Data) -> Alert:
         return Alert(code, DataNotification(0, body), self.keys.party(Role.ACB), critical=False)
 
     def take_alerts(self) -> list[Alert]:
         out, self._pending_alerts = self._pending_alerts, []
         return out
+
+
+def _discarded_routing(frame: Any) -> bytes:
+    """originator(8) || target(8) || CRA(1) || counter(8) of a tunnelled GBCS message."""
+    payload = getattr(frame, "payload", b"") or b""
+    at = payload.find(b"\xdf\x09")
+    if at < 0 or len(payload) < at + 31:
+        return bytes(25)
+    gs = payload[at + 2 :]
+    cra, counter, orig, target = gs[0:1], gs[1:9], gs[10:18], gs[19:27]
+    return orig + target + cra + counter
 
 
 def _items(d: Data, n: int) -> tuple[Data, ...]:
