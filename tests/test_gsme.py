@@ -26,15 +26,21 @@ from gbhil.devices.coverage import (
 )
 from gbhil.devices.gpf import CLOCK_GPF_TIME, CLOCK_GSME_TIME, Gpf
 from gbhil.devices.gsme import (
+    A_ACCUMULATED_DEBT,
     A_CREDIT_REMAINING,
     A_EC_LIMIT,
     A_PAYMENT_CONTROL,
     A_SITE_ID,
     A_SUPPLY_STATUS,
     ALERT_POWER_SUPPLY_LOSS,
+    DAY,
+    L_DEBT_LOG,
+    L_TOP_UP_LOG,
     LOG_GENERAL,
     LOG_SECURITY,
     METERING,
+    NETWORK_DATA_SAMPLE_ID,
+    NO_HISTORY,
     PREPAYMENT,
     SUPPLY_ARMED,
     SUPPLY_OFF,
@@ -42,7 +48,11 @@ from gbhil.devices.gsme import (
     TOP_UP_ACCEPTED,
     TOP_UP_REJECTED_DUPLICATE,
     TOP_UP_REJECTED_INVALID,
+    GasMeterData,
     Gsme,
+    commissioning_snapshot,
+    daily_record,
+    seed_history,
 )
 from gbhil.devices.trust import DeviceKeys, Role
 from gbhil.devices.zcl_server import (
@@ -73,7 +83,7 @@ from gbhil.gbcs.frame import Cra, GeneralSigning, OtherInformation, Shape
 from gbhil.gbcs.message import decode_message, decrypt_payload, encode_payload
 from gbhil.gbcs.security import Check, SecurityContext, protect, verify_signature
 from gbhil.gbcs.usecases import MESSAGE_CODES
-from gbhil.gbcs.utrn import build_utrn, utrn_shared_secret
+from gbhil.gbcs.utrn import VALUE_CLASS_POUNDS, build_utrn, parse_utrn, utrn_shared_secret
 from gbhil.gbcs.zcl import ZclHeader, ZclValue
 from gbhil.smki import generate_pki
 
@@ -90,6 +100,7 @@ GCS02, GCS03, GCS05, GCS07, GCS13A = 0x006C, 0x006D, 0x006F, 0x0071, 0x0074
 GCS16B, GCS21E, GCS32, GCS39, GCS41 = 0x0096, 0x009E, 0x0081, 0x0085, 0x0087
 GCS17, GCS15E, GCS40A, GCS04, CS10A, CS11 = 0x0078, 0x00C5, 0x0086, 0x006E, 0x0014, 0x0015
 GCS01A, GCS46, GCS60, CS01B, PCS01 = 0x006B, 0x0089, 0x008D, 0x0097, 0x009B
+GCS15D, GCS18, GCS31 = 0x00C4, 0x0079, 0x0080
 
 C2S_CLUSTER, S2C_CLUSTER, C2S_GLOBAL = 0x01, 0x09, 0x00
 
@@ -666,15 +677,186 @@ def test_injected_attribute_fault(rig: Rig) -> None:
 
 
 # ---------------------------------------------------------------------------
+# service history: top ups, payment-based debt recovery, network data log
+# ---------------------------------------------------------------------------
+
+#: The default profile's debt #3 recovers 20 % of each top up; the history's debt is GBP 40.
+HISTORY_PERCENT, HISTORY_DEBT = 20, 4_000_000
+
+
+def _history_profile(name: str, **changes: Any) -> Any:
+    """The default GSME profile with ``[history]`` keys (``table__key`` for sub-tables) set."""
+    data = tomllib.loads((PROFILE_DIR / "gsme.toml").read_text())
+    for key, value in changes.items():
+        table, _, sub = key.rpartition("__")
+        target = data["history"][table] if table else data["history"]
+        target[sub] = value
+    return parse_profile(data, name)
+
+
+def _plaintext(rig: Rig, code: int, comp: gbz.PlainComponent) -> bytes:
+    """Send one read whose answer GBCS encrypts; return the decrypted ZCL payload."""
+    reply = rig.gsme.receive(rig.command(code, [comp]))
+    assert reply.response is not None
+    (dec,) = decrypt_payload(rig.ctx, decode_message(reply.response))
+    assert dec.ok and dec.plaintext is not None
+    return dec.plaintext
+
+
+def _get_debt_log(latest: int, debt_type: int = 2) -> gbz.PlainComponent:
+    return cluster_cmd(0x0705, C2S_CLUSTER, 0x0A, u32(latest) + bytes((10, debt_type)))
+
+
+def _get_top_up_log(latest: int) -> gbz.PlainComponent:
+    return cluster_cmd(0x0705, C2S_CLUSTER, 0x08, u32(latest) + b"\x05")
+
+
+def _get_network_data(count: int = 41) -> gbz.PlainComponent:
+    return cluster_cmd(0x0702, C2S_CLUSTER, 0x08, NETWORK_DATA_SAMPLE_ID.to_bytes(2, "little")
+                       + u32(1) + b"\x00" + count.to_bytes(2, "little"))  # fmt: skip
+
+
+def _start_network_data_log(interval: int = 360, samples: int = 41) -> gbz.PlainComponent:
+    fields = b"\x00" + interval.to_bytes(2, "little") + samples.to_bytes(2, "little")
+    return cluster_cmd(0x0702, C2S_CLUSTER, 0x07, u32(7) + u32(0) + fields)
+
+
+def test_history_top_ups_are_utrn_shaped_and_deterministic(rig: Rig) -> None:
+    st = rig.gsme.data
+    assert len(st.top_ups) == 5  # logs.top_up_log_entries
+    times = [t.time for t in st.top_ups]
+    assert times == sorted(times, reverse=True) and st.commissioned < times[-1] < st.created
+    for t in st.top_ups:
+        u = parse_utrn(t.code)
+        assert u.check_digit_ok and u.value_class == VALUE_CLASS_POUNDS
+        assert 10 <= u.value <= 40 and u.value * 100_000 == t.amount
+        assert 7 * 3600 <= t.time % DAY < 22 * 3600
+    again = Gsme(GSME_EUI, rig.gsme.keys, rig.clock).data
+    assert (again.top_ups, again.debt_log, again.sampling) == (st.top_ups, st.debt_log, st.sampling)
+    other = GasMeterData(st.attrs.profile, st.model, st.created)
+    seed_history(other, PPMID_EUI)
+    assert other.top_ups != st.top_ups and other.sampling != st.sampling
+
+
+def test_history_debt_is_recovered_from_the_top_ups(rig: Rig) -> None:
+    st = rig.gsme.data
+    h = st.history
+    assert (h.debt, h.start, h.amount) == (2, st.commissioned, HISTORY_DEBT)
+    left = HISTORY_DEBT
+    for p in h.repayments:
+        assert p.debt_type == 2 and p.outstanding == left - p.amount
+        # 20 % of a GBP 10..40 top up in GBP 5 steps, or what was left
+        assert p.amount == left or (p.amount % 100_000 == 0 and 200_000 <= p.amount <= 800_000)
+        left = p.outstanding
+    assert left == 0 == st.debts()[2]  # GBP 40 is repaid within the year
+    assert st.debt_log == tuple(reversed(h.repayments))[:10]
+    # the balances before creation follow the recovery
+    assert commissioning_snapshot(st).debts == (0, 0, HISTORY_DEBT)
+    first = h.repayments[0]
+    midnight = first.time - first.time % DAY
+    rec, nxt = daily_record(st, midnight), daily_record(st, midnight + DAY)
+    assert rec is not None and nxt is not None
+    assert (rec[4], nxt[4]) == (HISTORY_DEBT, first.outstanding)
+    # GCS15d reads them back (encrypted), newest first
+    plain = _plaintext(rig, GCS15D, _get_debt_log(gbz_seconds(START)))
+    head, rows = L_DEBT_LOG.parse(plain)
+    assert head == {"command_index": 0, "commands": 1}
+    assert [tuple(r.values()) for r in rows] == [tuple(p) for p in st.debt_log]
+
+
+def test_cs01b_top_up_recovers_payment_based_debt_and_is_logged(rig: Rig) -> None:
+    """A new debt on debt #3 takes its percentage of a CS01b top up: GCS15d and GCS15e."""
+    now = gbz_seconds(START)
+    debt = (u32(1) + b"\x00" + u32(1_000_000) + b"\x01\x04" + u32(0) + b"\x00\x00\x01"
+            + u32(0) + (HISTORY_PERCENT * 100).to_bytes(2, "little"))  # fmt: skip
+    resp = rig.send(GCS04, cluster_cmd(0x0705, C2S_CLUSTER, 0x02, debt))
+    assert dr(resp.components[0]).status == STATUS_SUCCESS
+    before = rig.gsme.data.credit()
+    counter = rig.counter = 0x0000000600000000  # the reads that follow count on from it
+    code = _utrn(rig, counter, 1250)
+    result, value, credit = _top_up_result(rig.send(CS01B, _top_up(code), counter=counter))
+    assert (result, value) == (TOP_UP_ACCEPTED, 1_250_000)
+    assert credit == before + 1_000_000  # 20 % of GBP 12.50 went to the debt
+    _, rows = L_DEBT_LOG.parse(_plaintext(rig, GCS15D, _get_debt_log(now + 10)))
+    assert rows[0] == {"time": now, "amount": 250_000, "debt_type": 2, "outstanding": 750_000}
+    assert rows[1]["time"] < now  # the seeded history follows
+    assert rig.gsme.data.attrs.int(PREPAYMENT, A_ACCUMULATED_DEBT) == 750_000
+    resp = rig.send(GCS15E, _get_top_up_log(0xFFFFFFFE))
+    comp = resp.components[0]
+    assert comp.header.command_id == 0x05 and not isinstance(comp, gbz.EncryptedComponent)
+    _, logged = L_TOP_UP_LOG.parse(raw(comp))
+    assert len(logged) == 5  # the newest top up, then the four newest of the history
+    assert logged[0] == {"code": code, "amount": 1_250_000, "time": now}
+    assert [r["time"] for r in logged[1:]] == [t.time for t in rig.gsme.data.top_ups[1:]]
+
+
+def _samples(plain: bytes) -> tuple[int, int, int, list[int]]:
+    """(sample id, start, interval, samples) of a Get Sampled Data Response."""
+    sid, start = int.from_bytes(plain[:2], "little"), int.from_bytes(plain[2:6], "little")
+    interval, count = int.from_bytes(plain[7:9], "little"), int.from_bytes(plain[9:11], "little")
+    assert len(plain) == 11 + 3 * count
+    values = [int.from_bytes(plain[11 + 3 * i : 14 + 3 * i], "little") for i in range(count)]
+    return sid, start, interval, values
+
+
+def test_network_data_log_seeded_restarted_by_gcs31_and_read_by_gcs18(rig: Rig) -> None:
+    st = rig.gsme.data
+    (session,) = st.sampling
+    assert session.sample_id == NETWORK_DATA_SAMPLE_ID and session.start < st.created
+    sid, start, interval, values = _samples(_plaintext(rig, GCS18, _get_network_data()))
+    assert (sid, start, interval, len(values)) == (2, session.start, 360, 41)
+    assert values == [st.slot_volume(start + i * 360, start + (i + 1) * 360) for i in range(41)]
+    assert sum(values) > 0
+    # GCS31 restarts it now: no samples yet, then one every six minutes
+    resp = rig.send(GCS31, _start_network_data_log())
+    assert raw(resp.components[0]) == NETWORK_DATA_SAMPLE_ID.to_bytes(2, "little")
+    assert rig.gsme.data.sampling[0].start == gbz_seconds(START)
+    assert dr(rig.send(GCS18, _get_network_data()).components[0]).status == STATUS_NOT_FOUND
+    rig.advance(timedelta(hours=1))
+    sid, start, interval, values = _samples(_plaintext(rig, GCS18, _get_network_data()))
+    g = rig.gsme.data
+    assert (sid, start, len(values)) == (2, gbz_seconds(START), 10)
+    assert values == [g.slot_volume(start + i * 360, start + (i + 1) * 360) for i in range(10)]
+    rig.advance(timedelta(hours=5))  # the log is full after 41 samples
+    assert len(_samples(_plaintext(rig, GCS18, _get_network_data(100)))[3]) == 41
+    # an unusable request leaves the log running
+    bad = rig.send(GCS31, _start_network_data_log(interval=0))
+    assert raw(bad.components[0]) == b"\xff\xff"
+    assert rig.gsme.data.sampling[0].start == gbz_seconds(START)
+
+
+def test_history_switch_starts_empty(rig: Rig) -> None:
+    rig.gsme = Gsme(GSME_EUI, rig.gsme.keys, rig.clock, _history_profile("quiet", seed_logs=False))
+    st = rig.gsme.data
+    assert (st.top_ups, st.debt_log, st.sampling, st.history) == ((), (), (), NO_HISTORY)
+    assert commissioning_snapshot(st).debts == (0, 0, 0)
+    now = gbz_seconds(START)
+    for code, comp in ((GCS15E, _get_top_up_log(now)), (GCS18, _get_network_data())):
+        assert dr(rig.send(code, comp).components[0]).status == STATUS_NOT_FOUND
+    reply = rig.gsme.receive(rig.command(GCS15D, [_get_debt_log(now)]))
+    msg = decode_message(reply.response)  # type: ignore[arg-type]
+    assert dr(msg.payload.components[0]).status == STATUS_NOT_FOUND  # type: ignore[union-attr]
+
+
+def test_history_debt_not_repaid_stays_on_the_register(rig: Rig) -> None:
+    profile = _history_profile("in-debt", debt__amount=90_000_000, top_ups__pounds=[10, 10])
+    st = Gsme(GSME_EUI, rig.gsme.keys, rig.clock, profile).data
+    left = st.history.repayments[-1].outstanding
+    assert all(p.amount == 200_000 for p in st.history.repayments)  # 20 % of GBP 10
+    assert st.debts() == (0, 0, left) and left > 0
+    assert st.attrs.int(PREPAYMENT, A_ACCUMULATED_DEBT) == left
+    with pytest.raises(ValueError, match="jitter_days"):
+        Gsme(GSME_EUI, rig.gsme.keys, rig.clock, _history_profile("bad", top_ups__jitter_days=14))
+
+
+# ---------------------------------------------------------------------------
 # RTDS coverage
 # ---------------------------------------------------------------------------
 
-#: Use cases covered on RTDS 4.5.0 (of 51 GSME / 8 GPF).  Not covered: GCS28 and CS07
-#: (ASN.1, not GBZ), GCS15d/GCS15e/GCS18 (the recorded meter had debt payments, top-ups
-#: and a running network data log; a fresh credit-mode simulator has none) and the
-#: GCS21b/GCS21f NOT_FOUND scenarios (no calendar on the recorded meter; the harness
-#: injects recorded failures for ERROR scenarios only).
-GSME_FLOOR = 44
+#: Use cases covered on RTDS 4.5.0: all 51 GSME and 8 GPF ones.  GCS15d, GCS15e and GCS18
+#: read logs the recorded meter had filled in service (debt payments, top ups, a running
+#: network data log): a simulated GSME has them from its seeded history (``[history]``).
+GSME_FLOOR = 51
 GPF_FLOOR = 8
 
 

@@ -12,10 +12,12 @@ What the GSME simulates, and why it is shaped this way:
   daily/seasonal model (:class:`GasModel`) seeded from the EUI, so the volume
   register, profile data and network samples for any instant are computed,
   not stored.  Tier/block registers, balances, debts and logs advance from
-  the device's creation on (:meth:`GasMeterData.advance`); before creation
-  the meter has a *quiet* history since commissioning (consumption only, no
-  top-ups, balances at their initial values), so a fresh meter already
-  answers log reads without holding a byte of history.
+  the device's creation on (:func:`advance_state`); before creation the
+  meter has a history since commissioning: consumption, and (``[history]``
+  in the profile, :func:`seed_history`) the few log entries of a meter in
+  service, derived from the EUI and the clock: UTRN top ups, the
+  payment-based debt recovered from them, and a network data log GCS31
+  started.  The credit at creation is the profile's.
 * **Battery powered.**  The GSME sleeps; the HAN layer drives
   :meth:`Gsme.wake` / :meth:`Gsme.sleep` and delivers queued messages only
   while :attr:`Gsme.awake`.  Losing the battery raises the 0x8F1D GBZ
@@ -75,7 +77,17 @@ from gbhil.devices.zcl_server import (
 )
 from gbhil.gbcs import gbz
 from gbhil.gbcs import zcl_catalogue as cat
-from gbhil.gbcs.utrn import PENCE_PER_UNIT, verify_utrn
+from gbhil.gbcs.utrn import (
+    COUNTER_BITS_MAX,
+    COUNTER_SHIFT,
+    PENCE_PER_UNIT,
+    PTUT_OFFSET,
+    VALUE_CLASS_POUNDS,
+    VALUE_MAX,
+    check_digit,
+    ptut_high,
+    verify_utrn,
+)
 from gbhil.gbcs.zcl import ZclValue
 
 # ---------------------------------------------------------------------------
@@ -270,8 +282,11 @@ PREPAY_PAYLOAD_DEBT_CREDIT = 0x00
 SAMPLE_ID_PROFILE = 0x0000  # half-hourly profile data log (GCS17)
 SAMPLE_TYPE_CONSUMPTION = 0x00
 SAMPLE_ID_INVALID = 0xFFFF
+#: Sample id of the network data log [U: DUIS RecordNetworkDataGAS and ReadNetworkData carry no
+#: id, so it is fixed; RTDS GCS31 answers it and GCS18 asks for it].  Start Sampling (GCS31)
+#: restarts this one log: it is the only sampling GBCS asks of a GSME.
+NETWORK_DATA_SAMPLE_ID = 0x0002
 PROFILE_INTERVAL = 1800
-MAX_SAMPLING_SESSIONS = 4
 
 # Calendar
 CAL_TYPE_FRIENDLY_CREDIT = 0x03
@@ -570,6 +585,32 @@ class Sampling(NamedTuple):
     max_samples: int
 
 
+@dataclass(frozen=True, slots=True)
+class History:
+    """The seeded debt of the history before creation, for balances at any time then.
+
+    Debt register ``debt`` (0-based; -1: none) was set to ``amount`` at ``start``
+    and recovered by ``repayments`` (oldest first).
+    """
+
+    debt: int = -1
+    start: int = 0
+    amount: int = 0
+    repayments: tuple[DebtPayment, ...] = ()
+
+    def debt_at(self, t: int) -> int:
+        """Outstanding debt at ``t`` (from ``start`` on)."""
+        left = self.amount
+        for p in self.repayments:
+            if p.time > t:
+                break
+            left = p.outstanding
+        return left
+
+
+NO_HISTORY = History()
+
+
 # ---------------------------------------------------------------------------
 # The meter's state
 # ---------------------------------------------------------------------------
@@ -601,9 +642,9 @@ class GasMeterData:
         "debt_log",
         "event_config",
         "events",
+        "history",
         "message",
         "model",
-        "next_sample_id",
         "period_kwh",
         "pin_protected",
         "register_offset",
@@ -648,7 +689,7 @@ class GasMeterData:
         self.events: tuple[LogEvent, ...] = ()
         self.event_config: Mapping[int, int] = _default_event_config(profile)
         self.sampling: tuple[Sampling, ...] = ()
-        self.next_sample_id = 1
+        self.history = NO_HISTORY
         self.message: tuple[int, int, int, int, bytes] | None = None
         self.tenancy: tuple[int, int] | None = None
         self.pin_protected = True
@@ -1009,7 +1050,7 @@ def daily_record(st: GasMeterData, midnight: int) -> tuple[int, int, int, int, i
     if midnight < st.daily_first:
         if midnight >= st.created:
             return None
-        credit, debts = quiet_balances(st)
+        credit, debts = quiet_balances(st, midnight)
         return credit, 0, *debts
     i = (midnight - st.daily_first) // DAY * DAILY_FIELDS
     if i + DAILY_FIELDS > len(st.daily):
@@ -1018,16 +1059,21 @@ def daily_record(st: GasMeterData, midnight: int) -> tuple[int, int, int, int, i
     return r[0], r[1], r[2], r[3], r[4]
 
 
-def quiet_balances(st: GasMeterData) -> tuple[int, tuple[int, int, int]]:
-    """Credit and debts of the quiet history: the profile's defaults, nothing recovered."""
+def quiet_balances(st: GasMeterData, t: int) -> tuple[int, tuple[int, int, int]]:
+    """Credit and debts at ``t`` before creation: the profile's defaults, except the
+    seeded debt as its recovery had left it (:class:`History`)."""
     p = st.attrs.profile
+    debts = [_default_int(p, DEBT_BASE + n * DEBT_STRIDE + D_AMOUNT) for n in range(3)]
+    h = st.history
+    if h.debt >= 0 and t >= h.start:
+        debts[h.debt] = h.debt_at(t)
+    return _default_int(p, A_CREDIT_REMAINING), (debts[0], debts[1], debts[2])
 
-    def default(attr: int) -> int:
-        spec = p.spec(PREPAYMENT, attr)
-        return spec.default.value if spec is not None and isinstance(spec.default.value, int) else 0
 
-    debts = tuple(default(DEBT_BASE + n * DEBT_STRIDE + D_AMOUNT) for n in range(3))
-    return default(A_CREDIT_REMAINING), (debts[0], debts[1], debts[2])
+def _default_int(profile: DeviceProfile, attr: int) -> int:
+    """A Prepayment attribute's profile default (0 when absent or not an integer)."""
+    spec = profile.spec(PREPAYMENT, attr)
+    return spec.default.value if spec is not None and isinstance(spec.default.value, int) else 0
 
 
 def initial_billing(profile: DeviceProfile, commissioned: int) -> Period:
@@ -1044,10 +1090,164 @@ def commissioning_snapshot(st: GasMeterData) -> Snapshot:
     spec = st.attrs.profile.spec(PREPAYMENT, A_PAYMENT_CONTROL)
     prepay = spec is not None and int(spec.default.value or 0) & PCC_PREPAYMENT_ENABLED  # type: ignore[arg-type]
     mode = CAUSE_MODE_TO_PREPAYMENT if prepay else CAUSE_MODE_TO_CREDIT
-    credit, debts = quiet_balances(st)
     t = st.commissioned
+    credit, debts = quiet_balances(st, t)
     return Snapshot(t // DAY, t, CAUSE_TARIFF_CHANGE | mode, st.register_at(t), (0,) * MAX_TIERS,
                     (0,) * MAX_BLOCKS, credit, 0, debts)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------
+# Service history: what a meter in service logged before gbhil created it
+# ---------------------------------------------------------------------------
+
+
+class HistoryPlan(NamedTuple):
+    """A profile's ``[history]`` log seeding, read once (:func:`history_plan`)."""
+
+    seed_logs: bool
+    top_up_days: int
+    top_up_jitter_days: int
+    top_up_pounds: tuple[int, int]
+    top_up_step: int
+    debt_amount: int
+    network_log_days: int
+    network_interval: int
+    network_samples: int
+
+
+_HISTORY_PLANS: dict[DeviceProfile, HistoryPlan] = {}
+#: Random bytes per seeded top up: day jitter, time of day (2), amount, UTRN MAC (4).
+_TOP_UP_BYTES = 8
+#: Top ups happen between 07:00 and 22:00.
+_TOP_UP_FIRST_MINUTE, _TOP_UP_WINDOW_MINUTES = 7 * 60, 15 * 60
+_MONEY_PER_POUND = 100 * MONEY_PER_PENNY
+
+
+def history_plan(profile: DeviceProfile) -> HistoryPlan:
+    """Parse and check ``[history]`` (``top_ups``, ``debt``, ``network_data_log``)."""
+    plan = _HISTORY_PLANS.get(profile)
+    if plan is not None:
+        return plan
+    h = profile.settings.get("history", {})
+    top, debt, net = (h.get(k, {}) for k in ("top_ups", "debt", "network_data_log"))
+    lo, hi = (int(x) for x in top.get("pounds", (10, 40)))
+    plan = HistoryPlan(  # a profile without the tables seeds nothing
+        bool(h.get("seed_logs", True)),
+        int(top.get("interval_days", 0)),
+        int(top.get("jitter_days", 0)),
+        (lo, hi),
+        int(top.get("step_pounds", 5)),
+        int(debt.get("amount", 0)),
+        int(net.get("started_days_before_creation", -1)),
+        int(net.get("interval_s", 360)),
+        int(net.get("max_samples", 0)),
+    )
+    if plan.top_up_days > 0 and not 0 <= plan.top_up_jitter_days < plan.top_up_days:
+        raise ValueError("history.top_ups: jitter_days must be below interval_days")
+    if not (0 < lo <= hi <= VALUE_MAX and plan.top_up_step > 0):
+        raise ValueError(f"history.top_ups: pounds must rise within 1..{VALUE_MAX}, step > 0")
+    if not 0 < plan.network_interval <= DAY or not 0 <= plan.network_samples <= 0xFFFF:
+        raise ValueError("history.network_data_log: interval_s 1..86400, max_samples 0..65535")
+    _HISTORY_PLANS[profile] = plan
+    return plan
+
+
+def history_utrn(counter_bits: int, pounds: int, mac: bytes) -> bytes:
+    """A UTRN-shaped top-up reference: PTUT fields and check digit as GBCS has them; the
+    MAC is seeded bytes, not a MAC (no supplier key at creation)."""
+    high = ptut_high(counter_bits << COUNTER_SHIFT, pounds, VALUE_CLASS_POUNDS)
+    digits = str(PTUT_OFFSET + (high << 32 | int.from_bytes(mac, "big")))
+    return (digits + check_digit(digits)).encode()
+
+
+def seed_history(st: GasMeterData, eui: bytes) -> None:
+    """Seed a new meter's logs with its service since commissioning (profile ``[history]``).
+
+    From the EUI and the creation time: a UTRN top up every ``interval_days``
+    (+- ``jitter_days``) between 07:00 and 22:00; a debt of ``amount`` set at
+    commissioning on the first payment-based debt register, recovered at its
+    Debt Recovery Top Up Percentage from each top up; a network data log
+    started ``started_days_before_creation`` days before the day of creation.
+    The top-up and debt logs keep their newest entries; what is outstanding
+    at creation stays on the debt register.
+    """
+    plan = history_plan(st.attrs.profile)
+    if not plan.seed_logs:
+        return
+    caps = settings(st.attrs.profile)
+    days = (st.created - st.commissioned) // DAY + 1
+    shortest = max(plan.top_up_days - plan.top_up_jitter_days, 1)
+    count = days // shortest + 1 if plan.top_up_days > 0 else 0
+    rnd = hashlib.shake_256(b"gbhil-gsme-history" + eui).digest(3 + _TOP_UP_BYTES * count)
+    top_ups = _history_top_ups(st, plan, rnd[2:], count)
+    _history_debt(st, top_ups, plan.debt_amount, caps)
+    newest = top_ups[::-1][: caps.top_up_capacity]
+    st.top_ups = tuple(
+        TopUp(history_utrn(k & COUNTER_BITS_MAX, amount // _MONEY_PER_POUND, mac), amount, t)
+        for k, t, amount, mac in newest
+    )
+    if plan.network_samples and plan.network_log_days >= 0:
+        interval = plan.network_interval
+        slot = int.from_bytes(rnd[:2], "big") % max(DAY // interval, 1) * interval
+        day = st.created - st.created % DAY - plan.network_log_days * DAY
+        start = min(max(day + slot, st.commissioned), st.created)
+        sampling = Sampling(NETWORK_DATA_SAMPLE_ID, start, SAMPLE_TYPE_CONSUMPTION, interval,
+                            plan.network_samples)  # fmt: skip
+        st.sampling = (sampling,)
+
+
+def _history_top_ups(
+    st: GasMeterData, plan: HistoryPlan, rnd: bytes, count: int
+) -> list[tuple[int, int, int, bytes]]:
+    """(number, time, amount, MAC bytes) of the seeded top ups before creation, oldest first.
+
+    ``rnd``: one byte for the first top up's day, then ``_TOP_UP_BYTES`` per top up.
+    """
+    out: list[tuple[int, int, int, bytes]] = []
+    if not count:
+        return out
+    lo, hi = plan.top_up_pounds
+    choices = (hi - lo) // plan.top_up_step + 1
+    day = st.commissioned // DAY + 1 + rnd[0] % plan.top_up_days
+    spread = 2 * plan.top_up_jitter_days + 1
+    for k in range(count):
+        r = rnd[1 + k * _TOP_UP_BYTES : 1 + (k + 1) * _TOP_UP_BYTES]
+        minute = _TOP_UP_FIRST_MINUTE + int.from_bytes(r[1:3], "big") % _TOP_UP_WINDOW_MINUTES
+        t = day * DAY + minute * 60
+        if t >= st.created:
+            break
+        pounds = lo + r[3] % choices * plan.top_up_step
+        out.append((k + 1, t, pounds * _MONEY_PER_POUND, r[4:8]))
+        day += plan.top_up_days + r[0] % spread - plan.top_up_jitter_days
+    return out
+
+
+def _history_debt(
+    st: GasMeterData, top_ups: list[tuple[int, int, int, bytes]], amount: int, caps: Settings
+) -> None:
+    """Recover a debt of ``amount`` set at commissioning from the seeded top ups."""
+    a = st.attrs
+    n = next((n for n in range(3)
+              if a.int(PREPAYMENT, DEBT_BASE + n * DEBT_STRIDE + D_METHOD) == DEBT_METHOD_PERCENTAGE
+              and a.int(PREPAYMENT, DEBT_BASE + n * DEBT_STRIDE + D_TOP_UP_PERCENTAGE) > 0),
+             None)  # fmt: skip
+    if n is None or amount <= 0:
+        return
+    base = DEBT_BASE + n * DEBT_STRIDE
+    percentage = a.int(PREPAYMENT, base + D_TOP_UP_PERCENTAGE)
+    left = amount
+    paid: list[DebtPayment] = []
+    for _, t, paid_in, _ in top_ups:
+        take = min(left, paid_in * percentage // PERCENTAGE_SCALE)
+        if take > 0:
+            left -= take
+            paid.append(DebtPayment(t, take, n, left))
+    st.history = History(n, st.commissioned, amount, tuple(paid))
+    st.debt_log = tuple(paid[::-1][: caps.debt_log_capacity])
+    if left != a.int(PREPAYMENT, base + D_AMOUNT):
+        a.set(PREPAYMENT, base + D_AMOUNT, left)
+        a.set(PREPAYMENT, base + D_START, st.commissioned)
+        a.set(PREPAYMENT, A_ACCUMULATED_DEBT, _clamp_i32(sum(st.debts())))
 
 
 # ---------------------------------------------------------------------------
@@ -1628,13 +1828,13 @@ def _daily_snapshots(st: GasMeterData, lo: int, hi: int) -> list[Snapshot]:
 def _quiet_billing_snapshots(st: GasMeterData, lo: int, hi: int) -> list[Snapshot]:
     """Billing snapshots of the quiet history before the device was created."""
     period = initial_billing(st.attrs.profile, st.commissioned)
-    credit, debts = quiet_balances(st)
     out: list[Snapshot] = []
     t = period.next_boundary(max(lo - 1, st.commissioned))
     end = min(hi, st.created)
     caps = settings(st.attrs.profile)
     while t <= end and len(out) < caps.snapshot_capacity:
         total = st.register_at(t)
+        credit, debts = quiet_balances(st, t)
         out.append(Snapshot(t // DAY, t, CAUSE_BILLING_PERIOD, total, (total, 0, 0, 0),
                             (0,) * MAX_BLOCKS, credit, 0, debts))  # fmt: skip
         t = period.next_boundary(t)
@@ -1662,16 +1862,17 @@ def h_get_snapshot(ctx: Ctx, st: GasMeterData) -> Result:
 
 
 def h_start_sampling(ctx: Ctx, st: GasMeterData) -> Result:
+    """GCS31: (re)start the network data log; an unusable request answers id 0xFFFF."""
     f = ctx.fields
     if f["interval"] == 0 or f["max_samples"] == 0 or f["sample_type"] != SAMPLE_TYPE_CONSUMPTION:
         body = SAMPLE_ID_INVALID.to_bytes(2, "little")
         return Result(respond=lambda s: [cluster_reply(ctx, R_START_SAMPLING, body)])
-    sid = st.next_sample_id
     start = f["start"] or ctx.now
-    session = Sampling(sid, start, f["sample_type"], f["interval"], f["max_samples"])
-    st.sampling = (*st.sampling, session)[-MAX_SAMPLING_SESSIONS:]
-    st.next_sample_id = sid % 0xFFFE + 1
-    body = sid.to_bytes(2, "little")
+    session = Sampling(
+        NETWORK_DATA_SAMPLE_ID, start, f["sample_type"], f["interval"], f["max_samples"]
+    )
+    st.sampling = (session,)  # (re)starts the network data log: old samples are gone
+    body = NETWORK_DATA_SAMPLE_ID.to_bytes(2, "little")
     return Result(respond=lambda s: [cluster_reply(ctx, R_START_SAMPLING, body)], changed=True)
 
 
@@ -2284,6 +2485,7 @@ class Gsme(GasMeter):
         self._faults = None
         self._urp = None
         self.data = GasMeterData(prof, make_model(prof, eui), gbz_seconds(clock.now()))
+        seed_history(self.data, eui)
         self.clock_reliable = True
         self.awake = True
         self.awake_until: datetime | None = None
