@@ -17,5 +17,6 @@ def test_demo_passes_and_reports() -> None:
     assert "all checks passed" in text
 
 
-def test_demo_via_cli() -> None:
-    assert main(["demo", "--seed", "5"]) == 0
+def test_demo_via_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert main(["demo", "--seed", "5", "--pcap", str(tmp_path / "han.pcap")]) == 0
+    assert (tmp_path / "han.pcap").stat().st_size > 100
