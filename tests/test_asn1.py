@@ -717,3 +717,14 @@ def test_truncated_rtds_payloads_raise(asn1_payloads: list[Payload]) -> None:
         for cut in range(len(c)):
             with pytest.raises(GbcsDecodeError):
                 decode_asn1(c[:cut], base=p.env.content_offset)
+
+
+def test_huge_integer_renders_as_hex_in_json() -> None:
+    """Found by hypothesis: a garbled length made a 2 KB INTEGER, whose decimal text
+    exceeds Python's int-to-str limit and crashed json.dumps."""
+    from gbhil.gbcs.asn1 import asn1_to_json
+
+    body = b"\x01" + bytes(2047)
+    node = decode_asn1(b"\x02\x82\x08\x00" + body)
+    out = json.dumps(asn1_to_json(node, None, None))
+    assert "0x1" in out

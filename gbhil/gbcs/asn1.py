@@ -830,6 +830,18 @@ def asn1_to_json(
     return asn1_schemas.asn1_to_json(node, message_code, cra)
 
 
+#: Integers wider than this are shown as hex text: JSON tools (and Python's own
+#: int-to-text limit) choke on the huge numbers garbled input can produce.
+JSON_INT_MAX_BITS = 1024
+
+
+def json_int(value: int) -> int | str:
+    """An INTEGER for a JSON view: the number, or ``0x``-hex when absurdly wide."""
+    if value.bit_length() <= JSON_INT_MAX_BITS:
+        return value
+    return f"-0x{-value:X}" if value < 0 else f"0x{value:X}"
+
+
 def node_to_json(node: Asn1Node) -> dict[str, object]:
     """Generic readable tree for payloads without a known schema."""
     if isinstance(node, Sequence | Set):
@@ -838,7 +850,9 @@ def node_to_json(node: Asn1Node) -> dict[str, object]:
         return {"type": node.label, "items": [node_to_json(i) for i in node.items]}
     if isinstance(node, TaggedPrimitive):
         return {"type": node.label, "value": node.data.hex().upper()}
-    if isinstance(node, Integer | Enumerated | Boolean):
+    if isinstance(node, Integer | Enumerated):
+        return {"type": node.TYPE_NAME, "value": json_int(node.value)}
+    if isinstance(node, Boolean):
         return {"type": node.TYPE_NAME, "value": node.value}
     if isinstance(node, OctetString):
         return {"type": node.TYPE_NAME, "value": node.value.hex().upper()}

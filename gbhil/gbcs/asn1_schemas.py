@@ -47,6 +47,7 @@ from gbhil.gbcs.asn1 import (
     certificate_summary,
     decode_asn1,
     is_certificate,
+    json_int,
     node_to_json,
 )
 from gbhil.gbcs.errors import GbcsDecodeError, GbcsEncodeError
@@ -753,7 +754,7 @@ def _value(spec: Spec, node: Asn1Node, path: str) -> Any:
             if not 0 <= v <= 0xFFFF:
                 raise _fail(path, node, f"alert code {v} out of range")
             return f"{v:04X}"
-        return v
+        return json_int(v)
     if isinstance(spec, Octets):
         return _octets(node, path).hex().upper()
     if isinstance(spec, Eui):
