@@ -1,15 +1,10 @@
-"""ASN.1 DER payloads: strict typed decoding, byte-exact re-encoding, named fields.
-
-The RTDS payloads are cut out of their envelopes by :func:`split_envelope`
-(gbcs-facts 1.2/1.3) so these tests do not depend on the envelope codec.
-"""
+"""ASN.1 DER payloads: strict typed decoding, byte-exact re-encoding, named fields."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,89 +47,28 @@ from gbhil.gbcs.asn1 import (
 )
 from gbhil.gbcs.asn1_schemas import ASN1_SCHEMAS, Direction, asn1_to_json, json_to_asn1
 from gbhil.gbcs.errors import GbcsDecodeError, GbcsEncodeError
-from tests.conftest import rtds_files
-
-# --- envelope skipping (test helper, independent of gbhil.gbcs.frame) -------------
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """The General Signing header fields these tests need, plus the content."""
-
-    cra: int
-    counter: int
-    originator: bytes
-    target: bytes
-    message_code: int
-    content: bytes
-    content_offset: int
+from gbhil.gbcs.message import PayloadFamily
+from tests.corpus import CorpusPayload, corpus_payloads
 
 
-def _ber_length(b: bytes, i: int) -> tuple[int, int]:
-    first = b[i]
-    if first < 0x80:
-        return first, i + 1
-    n = first & 0x7F
-    return int.from_bytes(b[i + 1 : i + 1 + n], "big"), i + 1 + n
-
-
-def split_envelope(raw: bytes) -> Envelope:
-    """Skip the MAC header (DD 00 ...) and the General Signing header; return the content."""
-    i = 0
-    if raw[0] == 0xDD:
-        assert raw[1:7] == bytes(6)
-        _, i = _ber_length(raw, 7)
-        assert raw[i] == 0x11
-        i += 5
-    assert raw[i] == 0xDF and raw[i + 1] == 0x09
-    cra = raw[i + 2]
-    counter = int.from_bytes(raw[i + 3 : i + 11], "big")
-    assert raw[i + 11] == 8 and raw[i + 20] == 8
-    originator = raw[i + 12 : i + 20]
-    target = raw[i + 21 : i + 29]
-    i += 29
-    i += 1 + raw[i]  # date-time
-    olen, i = _ber_length(raw, i)
-    code = int.from_bytes(raw[i : i + 2], "big")
-    i += olen
-    clen, i = _ber_length(raw, i)
-    return Envelope(cra, counter, originator, target, code, raw[i : i + clen], i)
-
-
-def is_asn1_content(content: bytes) -> bool:
-    """gbcs-facts 3: 01 09 = GBZ, D9/DA/0F = DLMS, anything else DER."""
-    return not (content[:2] == b"\x01\x09" or content[:1] in (b"\xd9", b"\xda", b"\x0f"))
-
-
-@dataclass(frozen=True)
-class Payload:
-    name: str
-    env: Envelope
-
-    @property
-    def kind(self) -> str:
-        return self.name.split("_")[-2] if "_ALERT_" not in self.name else "ALERT"
+def kind(p: CorpusPayload) -> str:
+    return p.name.split("_")[-2] if "_ALERT_" not in p.name else "ALERT"
 
 
 @pytest.fixture(scope="session")
-def asn1_payloads(rtds_dir: Path) -> list[Payload]:
-    out = []
-    for path in rtds_files(rtds_dir):
-        env = split_envelope(bytes.fromhex(path.read_text().strip()))
-        if is_asn1_content(env.content):
-            out.append(Payload(path.name, env))
-    return out
+def asn1_payloads(rtds_dir: Path) -> list[CorpusPayload]:
+    return corpus_payloads(rtds_dir, PayloadFamily.ASN1)
 
 
-def by_name(payloads: list[Payload], prefix: str) -> Payload:
+def by_name(payloads: list[CorpusPayload], prefix: str) -> CorpusPayload:
     hits = [p for p in payloads if p.name.startswith(prefix)]
     assert len(hits) == 1, (prefix, [p.name for p in hits])
     return hits[0]
 
 
-def named(p: Payload) -> dict:
-    node = decode_asn1(p.env.content, p.env.content_offset)
-    return asn1_to_json(node, p.env.message_code, p.env.cra, strict=True)
+def named(p: CorpusPayload) -> dict:
+    node = decode_asn1(p.content, p.offset)
+    return asn1_to_json(node, p.gs.message_code, p.gs.cra, strict=True)
 
 
 def _clear_wide(node: Asn1Node) -> Asn1Node:
@@ -148,14 +82,14 @@ def _clear_wide(node: Asn1Node) -> Asn1Node:
 # --- the RTDS corpus --------------------------------------------------------------
 
 
-def test_rtds_every_asn1_payload_round_trips(asn1_payloads: list[Payload]) -> None:
-    kinds = Counter(p.kind for p in asn1_payloads)
+def test_rtds_every_asn1_payload_round_trips(asn1_payloads: list[CorpusPayload]) -> None:
+    kinds = Counter(kind(p) for p in asn1_payloads)
     wide = 0
     for p in asn1_payloads:
-        node = decode_asn1(p.env.content, base=p.env.content_offset)
-        assert node.offset == p.env.content_offset
-        assert encode_asn1(node) == p.env.content, p.name
-        wide += b"\x30\x82\x00" in p.env.content
+        node = decode_asn1(p.content, base=p.offset)
+        assert node.offset == p.offset
+        assert encode_asn1(node) == p.content, p.name
+        wide += b"\x30\x82\x00" in p.content
     print(f"\nASN.1 payloads: {len(asn1_payloads)} {dict(kinds)}; with 82 00 nn lengths: {wide}")
     # The shared subset holds 140 (the full RTDS set more); all four kinds occur.
     assert len(asn1_payloads) >= 140
@@ -163,11 +97,11 @@ def test_rtds_every_asn1_payload_round_trips(asn1_payloads: list[Payload]) -> No
     assert wide > 0
 
 
-def test_rtds_every_asn1_payload_has_a_schema(asn1_payloads: list[Payload]) -> None:
+def test_rtds_every_asn1_payload_has_a_schema(asn1_payloads: list[CorpusPayload]) -> None:
     seen: Counter[tuple[int, int]] = Counter()
     for p in asn1_payloads:
-        key = (p.env.message_code, Direction(p.env.cra))
-        assert key in ASN1_SCHEMAS, (p.name, hex(p.env.message_code))
+        key = (p.gs.message_code, Direction(p.gs.cra))
+        assert key in ASN1_SCHEMAS, (p.name, hex(p.gs.message_code))
         out = named(p)
         assert "schemaError" not in out and out is not None
         seen[key] += 1
@@ -175,18 +109,18 @@ def test_rtds_every_asn1_payload_has_a_schema(asn1_payloads: list[Payload]) -> N
     assert len(seen) >= 40
 
 
-def test_rtds_named_fields_rebuild_byte_exact(asn1_payloads: list[Payload]) -> None:
+def test_rtds_named_fields_rebuild_byte_exact(asn1_payloads: list[CorpusPayload]) -> None:
     """asn1_to_json is lossless: its JSON rebuilds the payload (minimal DER lengths)."""
     for p in asn1_payloads:
         out = json.loads(json.dumps(named(p)))
-        rebuilt = encode_asn1(json_to_asn1(out, p.env.message_code, p.env.cra))
-        minimal = encode_asn1(_clear_wide(decode_asn1(p.env.content)))
+        rebuilt = encode_asn1(json_to_asn1(out, p.gs.message_code, p.gs.cra))
+        minimal = encode_asn1(_clear_wide(decode_asn1(p.content)))
         assert rebuilt == minimal, p.name
-        if b"\x30\x82\x00" not in p.env.content:
-            assert rebuilt == p.env.content, p.name
+        if b"\x30\x82\x00" not in p.content:
+            assert rebuilt == p.content, p.name
 
 
-def test_rtds_certificates_are_x509(asn1_payloads: list[Payload]) -> None:
+def test_rtds_certificates_are_x509(asn1_payloads: list[CorpusPayload]) -> None:
     certs = csrs = 0
 
     def walk(node: Asn1Node) -> None:
@@ -206,16 +140,16 @@ def test_rtds_certificates_are_x509(asn1_payloads: list[Payload]) -> None:
             walk(item)
 
     for p in asn1_payloads:
-        walk(decode_asn1(p.env.content))
+        walk(decode_asn1(p.content))
     print(f"\nX.509 certificates in payloads: {certs}, PKCS#10 requests: {csrs}")
     assert certs >= 100 and csrs >= 1
 
 
-def test_rtds_alert_codes_match_file_names(asn1_payloads: list[Payload]) -> None:
-    alerts = [p for p in asn1_payloads if p.env.cra == 3]
+def test_rtds_alert_codes_match_file_names(asn1_payloads: list[CorpusPayload]) -> None:
+    alerts = [p for p in asn1_payloads if p.gs.cra == 3]
     assert alerts
     for p in alerts:
-        code = alert_code(decode_asn1(p.env.content))
+        code = alert_code(decode_asn1(p.content))
         m = re.search(r"_([0-9A-F]{4})_", p.name)
         assert code is not None
         if m:
@@ -225,12 +159,12 @@ def test_rtds_alert_codes_match_file_names(asn1_payloads: list[Payload]) -> None
 # --- named fields on known schemas --------------------------------------------------
 
 
-def test_cs06_command_counter_matches_header(asn1_payloads: list[Payload]) -> None:
-    cmds = [p for p in asn1_payloads if p.env.message_code == 0x0012 and p.env.cra == 1]
+def test_cs06_command_counter_matches_header(asn1_payloads: list[CorpusPayload]) -> None:
+    cmds = [p for p in asn1_payloads if p.gs.message_code == 0x0012 and p.gs.cra == 1]
     assert cmds
     for p in cmds:
         out = named(p)
-        assert out["originatorCounter"] == p.env.counter, p.name
+        assert out["originatorCounter"] == p.gs.originator_counter, p.name
         assert len(bytes.fromhex(out["manufacturerImageHash"])) == 32
     cancel = named(by_name(asn1_payloads, "CS06_11.3_CANCELLATION_SUCCESS_COMMAND"))
     assert cancel["executionDateTime"] == "9999-12-31T23:59:59Z"
@@ -238,7 +172,7 @@ def test_cs06_command_counter_matches_header(asn1_payloads: list[Payload]) -> No
     assert "executionDateTime" not in now
 
 
-def test_cs06_response_and_alert(asn1_payloads: list[Payload]) -> None:
+def test_cs06_response_and_alert(asn1_payloads: list[CorpusPayload]) -> None:
     ok = named(by_name(asn1_payloads, "CS06_11.3_IMMEDIATE_SUCCESS_RESPONSE"))
     assert ok == {
         "executionOutcome": {
@@ -259,13 +193,13 @@ def test_cs06_response_and_alert(asn1_payloads: list[Payload]) -> None:
     assert alert["executionOutcome"]["responseCodeText"] == "Hash Mismatch"
 
 
-def test_cs02b_command_fields(asn1_payloads: list[Payload]) -> None:
-    cmds = [p for p in asn1_payloads if p.env.cra == 1 and p.env.message_code in sch.CS02B_CODES]
+def test_cs02b_command_fields(asn1_payloads: list[CorpusPayload]) -> None:
+    cmds = [p for p in asn1_payloads if p.gs.cra == 1 and p.gs.message_code in sch.CS02B_CODES]
     assert cmds
     for p in cmds:
         ctrl = named(p)["authorisingRemotePartyControl"]
         # The authorising seq number is the command's Originator Counter on RTDS.
-        assert ctrl["authorisingRemotePartySeqNumber"] == p.env.counter, p.name
+        assert ctrl["authorisingRemotePartySeqNumber"] == p.gs.originator_counter, p.name
     out = named(
         by_name(asn1_payloads, "CS02bSupplierBySupplier_6.15.1_CANCELLATION_SUCCESS_COMMAND")
     )
@@ -295,7 +229,7 @@ def test_cs02b_command_fields(asn1_payloads: list[Payload]) -> None:
     assert lc["authorisingRemotePartyControl"]["applyTimeBasedCpvChecksText"] == "Disapply"
 
 
-def test_cs02b_response_and_alert(asn1_payloads: list[Payload]) -> None:
+def test_cs02b_response_and_alert(asn1_payloads: list[CorpusPayload]) -> None:
     resp = named(by_name(asn1_payloads, "CS02bSupplierBySupplier_6.15.1_IMMEDIATE_ERROR_RESPONSE"))
     assert resp["commandAccepted"] is True
     outcomes = resp["executionOutcome"]["replacementOutcomes"]
@@ -308,7 +242,7 @@ def test_cs02b_response_and_alert(asn1_payloads: list[Payload]) -> None:
     )
 
 
-def test_cs02a_response_error_entries_are_short(asn1_payloads: list[Payload]) -> None:
+def test_cs02a_response_error_entries_are_short(asn1_payloads: list[CorpusPayload]) -> None:
     out = named(by_name(asn1_payloads, "CS02aMAC_6.24.1_ERROR_RESPONSE"))
     first, second = out["remotePartyDetails"]
     assert first["trustAnchorCellDetails"][0]["subjectUniqueId"] == "90-B3-D5-1F-30-00-00-02"
@@ -320,7 +254,7 @@ def test_cs02a_response_error_entries_are_short(asn1_payloads: list[Payload]) ->
     }
 
 
-def test_join_unjoin_and_device_logs(asn1_payloads: list[Payload]) -> None:
+def test_join_unjoin_and_device_logs(asn1_payloads: list[CorpusPayload]) -> None:
     join = named(by_name(asn1_payloads, "CS03CCritical_8.7.1_SUCCESS_COMMAND"))
     assert join["joinMethodAndRoleText"] == "Method C"
     assert join["entityId"] == "00-DB-12-34-56-78-90-98"
@@ -345,7 +279,7 @@ def test_join_unjoin_and_device_logs(asn1_payloads: list[Payload]) -> None:
     assert gcs62["deviceLogEntries"][0]["deviceTypeText"] == "Type 2"
 
 
-def test_firmware_alerts_and_clock(asn1_payloads: list[Payload]) -> None:
+def test_firmware_alerts_and_clock(asn1_payloads: list[CorpusPayload]) -> None:
     ccs08 = named(by_name(asn1_payloads, "CCS08_NA_NA_ALERT"))
     assert ccs08["alertCode"] == "8F8A"
     assert ccs08["entityId"] == "00-DB-12-34-56-78-90-A4"
@@ -370,9 +304,9 @@ def test_firmware_alerts_and_clock(asn1_payloads: list[Payload]) -> None:
 # --- builders: the simulator's encoders reproduce RTDS bytes -----------------------
 
 
-def test_builders_reproduce_rtds(asn1_payloads: list[Payload]) -> None:
+def test_builders_reproduce_rtds(asn1_payloads: list[CorpusPayload]) -> None:
     def content(prefix: str) -> bytes:
-        return by_name(asn1_payloads, prefix).env.content
+        return by_name(asn1_payloads, prefix).content
 
     v = bytes.fromhex("0123ABCF")
     cases = {
@@ -696,9 +630,9 @@ def test_arbitrary_bytes_raise_only_decode_errors(data: bytes) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.data())
-def test_mutated_rtds_payloads(asn1_payloads: list[Payload], data: st.DataObject) -> None:
+def test_mutated_rtds_payloads(asn1_payloads: list[CorpusPayload], data: st.DataObject) -> None:
     p = data.draw(st.sampled_from(asn1_payloads))
-    raw = bytearray(p.env.content)
+    raw = bytearray(p.content)
     for _ in range(data.draw(st.integers(1, 3))):
         i = data.draw(st.integers(0, len(raw) - 1))
         raw[i] = data.draw(st.integers(0, 255))
@@ -707,16 +641,16 @@ def test_mutated_rtds_payloads(asn1_payloads: list[Payload], data: st.DataObject
     except GbcsDecodeError:
         return
     assert encode_asn1(node) == bytes(raw)
-    out = asn1_to_json(node, p.env.message_code, p.env.cra)  # lenient: never raises
+    out = asn1_to_json(node, p.gs.message_code, p.gs.cra)  # lenient: never raises
     json.dumps(out)
 
 
-def test_truncated_rtds_payloads_raise(asn1_payloads: list[Payload]) -> None:
+def test_truncated_rtds_payloads_raise(asn1_payloads: list[CorpusPayload]) -> None:
     for p in asn1_payloads[::7]:
-        c = p.env.content
+        c = p.content
         for cut in range(len(c)):
             with pytest.raises(GbcsDecodeError):
-                decode_asn1(c[:cut], base=p.env.content_offset)
+                decode_asn1(c[:cut], base=p.offset)
 
 
 def test_huge_integer_renders_as_hex_in_json() -> None:

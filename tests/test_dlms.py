@@ -1,14 +1,9 @@
-"""DLMS COSEM codec (A-XDR Data + APDUs): RTDS round trips, decryption, errors, properties.
-
-The envelope is skipped with a small local helper (gbcs-facts 1.2/1.3) so these
-tests do not depend on the envelope codec.
-"""
+"""DLMS COSEM codec (A-XDR Data + APDUs): RTDS round trips, decryption, errors, properties."""
 
 from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -80,67 +75,19 @@ from gbhil.gbcs.dlms import (
 )
 from gbhil.gbcs.errors import GbcsDecodeError, GbcsEncodeError
 from gbhil.gbcs.kdf import SC_ENCRYPTED, TYPE_PAYLOAD_ENCRYPTION, derive_key, gcm_decrypt
+from gbhil.gbcs.message import PayloadFamily
 from gbhil.gbcs.obis import COSEM_CLASSES, OBIS_NAMES
 from gbhil.gbcs.reader import Reader
-from tests.conftest import rtds_files
-
-# --- envelope skipping (gbcs-facts 1.2 / 1.3) ------------------------------------------
+from tests.corpus import CorpusPayload, corpus_payloads
 
 DLMS_TAGS = (0xD9, 0xDA, 0x0F)
 SUPPLIER = bytes.fromhex("90B3D51F30010000")
 ESME = bytes.fromhex("00DB1234567890A0")
 
 
-def _ber_length(b: bytes, p: int) -> tuple[int, int]:
-    first = b[p]
-    if first < 0x80:
-        return first, p + 1
-    n = first & 0x7F
-    return int.from_bytes(b[p + 1 : p + 1 + n], "big"), p + 1 + n
-
-
-@dataclass(frozen=True)
-class Payload:
-    name: str
-    cra: int
-    counter: int
-    originator: bytes
-    target: bytes
-    other_info: bytes
-    content: bytes
-    offset: int  # absolute offset of content[0] in the message
-
-    @property
-    def message_code(self) -> int:
-        return int.from_bytes(self.other_info[:2], "big")
-
-
-def split_envelope(name: str, msg: bytes) -> Payload:
-    p = 0
-    if msg[0] == 0xDD:  # MAC header: DD 00x6, length, SC, IC(4)
-        _, p = _ber_length(msg, 7)
-        p += 5
-    assert msg[p] == 0xDF and msg[p + 1] == 0x09, name
-    cra = msg[p + 2]
-    counter = int.from_bytes(msg[p + 3 : p + 11], "big")
-    originator = msg[p + 12 : p + 20]
-    target = msg[p + 21 : p + 29]
-    p += 29
-    p += 1 + msg[p]  # date-time
-    olen, p = _ber_length(msg, p)
-    other = msg[p : p + olen]
-    clen, p = _ber_length(msg, p + olen)
-    return Payload(name, cra, counter, originator, target, other, msg[p : p + clen], p)
-
-
 @pytest.fixture(scope="module")
-def dlms_payloads(rtds_dir: Path) -> list[Payload]:
-    out = []
-    for path in rtds_files(rtds_dir):
-        pl = split_envelope(path.name, bytes.fromhex(path.read_text().strip()))
-        if pl.content[:1] and pl.content[0] in DLMS_TAGS:
-            out.append(pl)
-    return out
+def dlms_payloads(rtds_dir: Path) -> list[CorpusPayload]:
+    return corpus_payloads(rtds_dir, PayloadFamily.DLMS)
 
 
 # --- RTDS corpus -------------------------------------------------------------------------
@@ -148,7 +95,7 @@ def dlms_payloads(rtds_dir: Path) -> list[Payload]:
 
 @pytest.mark.conformance
 def test_rtds_every_dlms_payload_decodes_and_reencodes_exactly(
-    dlms_payloads: list[Payload],
+    dlms_payloads: list[CorpusPayload],
 ) -> None:
     failures = []
     exact = 0
@@ -175,16 +122,16 @@ def test_rtds_every_dlms_payload_decodes_and_reencodes_exactly(
 
 
 @pytest.mark.conformance
-def test_rtds_invoke_id_is_0x20_and_low_counter_bits(dlms_payloads: list[Payload]) -> None:
+def test_rtds_invoke_id_is_0x20_and_low_counter_bits(dlms_payloads: list[CorpusPayload]) -> None:
     """gbcs-facts 3.1.1 / pitfall 8, on every APDU (alerts use the device's counter)."""
     for pl in dlms_payloads:
         apdu = decode_dlms(pl.content)
-        assert apdu.long_invoke_id == gbcs_invoke_id(pl.counter), pl.name
+        assert apdu.long_invoke_id == gbcs_invoke_id(pl.gs.originator_counter), pl.name
         assert apdu.date_time is None, pl.name
 
 
 @pytest.mark.conformance
-def test_rtds_json_view_and_catalogue(dlms_payloads: list[Payload]) -> None:
+def test_rtds_json_view_and_catalogue(dlms_payloads: list[CorpusPayload]) -> None:
     unnamed_classes = set()
     for pl in dlms_payloads:
         apdu = decode_dlms(pl.content)
@@ -202,13 +149,13 @@ def test_rtds_json_view_and_catalogue(dlms_payloads: list[Payload]) -> None:
 
 
 @pytest.mark.conformance
-def test_rtds_alert_codes(dlms_payloads: list[Payload]) -> None:
+def test_rtds_alert_codes(dlms_payloads: list[CorpusPayload]) -> None:
     """Every DLMS alert body starts with uint16 alert code and octet-string(12) time (3.1.5)."""
     alerts = [pl for pl in dlms_payloads if pl.content[0] == 0x0F]
     assert alerts
     for pl in alerts:
         apdu = decode_dlms(pl.content)
-        assert pl.cra == 3
+        assert pl.gs.cra == 3
         code = alert_code(apdu)
         assert code is not None and code >> 8 in (0x80, 0x81, 0x8F), pl.name
         assert isinstance(apdu, DataNotification) and isinstance(apdu.body, Structure)
@@ -220,23 +167,26 @@ def test_rtds_alert_codes(dlms_payloads: list[Payload]) -> None:
 PROTECTED_READS = {0x0027, 0x0029, 0x002A, 0x002D, 0x002F, 0x0030, 0x0033, 0x0034, 0x0037, 0x0060}
 
 
-def _payload_key(pl: Payload, keystore: Path) -> bytes:
+def _payload_key(pl: CorpusPayload, keystore: Path) -> bytes:
     """Payload-encryption key of a device response (gbcs-facts 2.3, type byte 0x04)."""
-    other = pl.other_info
-    recipient = other[2:10] if len(other) >= 10 else pl.target
-    counter = int.from_bytes(other[18:26], "big") if len(other) >= 26 else pl.counter
+    gs, other = pl.gs, pl.gs.other_information
+    device = gs.business_originator
+    recipient = other.supplementary_remote_party_id or gs.business_target
+    counter = other.supplementary_originator_counter
+    if counter is None:
+        counter = gs.originator_counter
     priv = load_pem_private_key((keystore / f"{recipient.hex()}-ka.key").read_bytes(), None)
-    cert = load_pem_x509_certificate((keystore / f"{pl.originator.hex()}-ka.pem").read_bytes())
+    cert = load_pem_x509_certificate((keystore / f"{device.hex()}-ka.pem").read_bytes())
     assert isinstance(priv, ec.EllipticCurvePrivateKey)
     pub = cert.public_key()
     assert isinstance(pub, ec.EllipticCurvePublicKey)
     z = priv.exchange(ec.ECDH(), pub)
-    return derive_key(z, pl.originator, TYPE_PAYLOAD_ENCRYPTION, counter, recipient)
+    return derive_key(z, device, TYPE_PAYLOAD_ENCRYPTION, counter, recipient)
 
 
 @pytest.mark.conformance
 def test_rtds_encrypted_blocks_found_decrypted_and_decoded(
-    dlms_payloads: list[Payload], rtds_keystore_dir: Path
+    dlms_payloads: list[CorpusPayload], rtds_keystore_dir: Path
 ) -> None:
     found = decoded = 0
     for pl in dlms_payloads:
@@ -244,7 +194,7 @@ def test_rtds_encrypted_blocks_found_decrypted_and_decoded(
         blocks = encrypted_blocks(apdu)
         protected = (
             isinstance(apdu, AccessResponse)
-            and pl.message_code in PROTECTED_READS
+            and pl.gs.message_code in PROTECTED_READS
             and all(r.result == 0 for r in apdu.results)
         )
         assert len(blocks) == (1 if protected else 0), pl.name
@@ -252,7 +202,7 @@ def test_rtds_encrypted_blocks_found_decrypted_and_decoded(
             found += 1
             assert block[0] == SC_ENCRYPTED and len(block) >= 17
             key = _payload_key(pl, rtds_keystore_dir)
-            iv = pl.originator + block[1:5]
+            iv = pl.gs.business_originator + block[1:5]
             plain = gcm_decrypt(key, iv, block[5:-12], block[-12:], bytes((SC_ENCRYPTED,)))
             assert plain is not None, f"{pl.name}: GCM tag does not verify"
             value = decode_data_all(plain)
@@ -264,7 +214,7 @@ def test_rtds_encrypted_blocks_found_decrypted_and_decoded(
 
 
 @pytest.mark.conformance
-def test_rtds_every_truncation_is_a_decode_error(dlms_payloads: list[Payload]) -> None:
+def test_rtds_every_truncation_is_a_decode_error(dlms_payloads: list[CorpusPayload]) -> None:
     for pl in dlms_payloads[::3]:
         for cut in range(len(pl.content)):
             with pytest.raises(GbcsDecodeError) as ei:
@@ -273,7 +223,7 @@ def test_rtds_every_truncation_is_a_decode_error(dlms_payloads: list[Payload]) -
 
 
 @pytest.mark.conformance
-def test_rtds_trailing_byte_is_a_decode_error(dlms_payloads: list[Payload]) -> None:
+def test_rtds_trailing_byte_is_a_decode_error(dlms_payloads: list[CorpusPayload]) -> None:
     for pl in dlms_payloads[:50]:
         with pytest.raises(GbcsDecodeError, match="trailing") as ei:
             decode_dlms(pl.content + b"\x00", base=pl.offset)
@@ -288,7 +238,7 @@ def test_rtds_trailing_byte_is_a_decode_error(dlms_payloads: list[Payload]) -> N
 )
 @given(data=st.data())
 def test_rtds_mutations_decode_canonically_or_fail_cleanly(
-    dlms_payloads: list[Payload], data: st.DataObject
+    dlms_payloads: list[CorpusPayload], data: st.DataObject
 ) -> None:
     """A corrupted byte either gives a precise GbcsDecodeError or re-encodes to itself."""
     pl = data.draw(st.sampled_from(dlms_payloads))

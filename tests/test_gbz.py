@@ -1,14 +1,9 @@
-"""GBZ / ZCL codec: RTDS round trips, payload decryption, precise errors, properties.
-
-The envelope is skipped with a small local helper (gbcs-facts 1.2/1.3) so these
-tests do not depend on the envelope codec.
-"""
+"""GBZ / ZCL codec: RTDS round trips, payload decryption, precise errors, properties."""
 
 from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,6 +31,7 @@ from gbhil.gbcs.gbz import (
     gbz_to_json,
 )
 from gbhil.gbcs.kdf import SC_ENCRYPTED, TYPE_PAYLOAD_ENCRYPTION, derive_key, gcm_decrypt
+from gbhil.gbcs.message import PayloadFamily
 from gbhil.gbcs.reader import Reader
 from gbhil.gbcs.zcl import (
     AttributeInfo,
@@ -68,80 +64,28 @@ from gbhil.gbcs.zcl import (
     encode_typed_value,
     encode_zcl_frame,
 )
-from tests.conftest import rtds_files
-
-# --- envelope skipping (gbcs-facts 1.2 / 1.3) ------------------------------------
-
-
-@dataclass(frozen=True)
-class Envelope:
-    cra: int
-    counter: int
-    originator: bytes
-    target: bytes
-    other_info: bytes
-    content: bytes
-    content_offset: int
-
-
-def _ber(b: bytes, i: int) -> tuple[int, int]:
-    first = b[i]
-    if first < 0x80:
-        return first, i + 1
-    n = first & 0x7F
-    return int.from_bytes(b[i + 1 : i + 1 + n], "big"), i + 1 + n
-
-
-def skip_envelope(raw: bytes) -> Envelope:
-    """Locate the content of a MACed or General Signing message."""
-    i = 0
-    if raw[0] == 0xDD:
-        assert raw[1:7] == bytes(6)
-        _, i = _ber(raw, 7)
-        assert raw[i : i + 5] == b"\x11\x00\x00\x00\x00"
-        i += 5
-    assert raw[i : i + 2] == b"\xdf\x09"
-    cra = raw[i + 2]
-    counter = int.from_bytes(raw[i + 3 : i + 11], "big")
-    assert raw[i + 11] == 8 and raw[i + 20] == 8
-    originator, target = raw[i + 12 : i + 20], raw[i + 21 : i + 29]
-    i += 29
-    i += 1 + raw[i]  # date-time
-    olen, i = _ber(raw, i)
-    other = raw[i : i + olen]
-    clen, i = _ber(raw, i + olen)
-    return Envelope(cra, counter, originator, target, other, raw[i : i + clen], i)
-
-
-def gbz_corpus(rtds_dir: Path) -> list[tuple[Path, Envelope]]:
-    out = []
-    for path in rtds_files(rtds_dir):
-        env = skip_envelope(bytes.fromhex(path.read_text().strip()))
-        if env.content[:2] == b"\x01\x09":
-            out.append((path, env))
-    return out
-
+from tests.corpus import corpus_payloads
 
 # --- RTDS corpus ------------------------------------------------------------------
 
 
 def test_rtds_gbz_round_trip(rtds_dir: Path) -> None:
     """Every GBZ payload decodes fully and re-encodes byte-exact from its typed fields."""
-    corpus = gbz_corpus(rtds_dir)
+    corpus = corpus_payloads(rtds_dir, PayloadFamily.GBZ)
     by_cra = {1: 0, 2: 0, 3: 0}
     components = encrypted = plain_typed = 0
     failures = []
-    for path, env in corpus:
+    for p in corpus:
         try:
-            msg = decode_gbz(env.content, alert=env.cra == 3, base=env.content_offset)
-            if encode_gbz(msg) != env.content:
-                failures.append((path.name, "re-encode differs"))
+            msg = decode_gbz(p.content, alert=p.gs.cra == 3, base=p.offset)
+            if encode_gbz(msg) != p.content:
+                failures.append((p.name, "re-encode differs"))
                 continue
             gbz_to_json(msg)
         except Exception as exc:  # report every file, not just the first
-            failures.append((path.name, repr(exc)))
+            failures.append((p.name, repr(exc)))
             continue
-        by_cra[env.cra] += 1
+        by_cra[p.gs.cra] += 1
         components += len(msg.components)
         encrypted += len(encrypted_blocks(msg))
         plain_typed += sum(
@@ -160,26 +104,26 @@ def test_rtds_gbz_round_trip(rtds_dir: Path) -> None:
 
 def test_rtds_gbz_prefixes_fail_cleanly(rtds_dir: Path) -> None:
     """A truncated GBZ payload never decodes and never leaks a non-codec exception."""
-    for _path, env in gbz_corpus(rtds_dir):
-        content = env.content
+    for p in corpus_payloads(rtds_dir, PayloadFamily.GBZ):
+        content = p.content
         for n in range(len(content)):
             with pytest.raises(GbcsDecodeError):
-                decode_gbz(content[:n], alert=env.cra == 3)
+                decode_gbz(content[:n], alert=p.gs.cra == 3)
         with pytest.raises(GbcsDecodeError):
-            decode_gbz(content + b"\x00", alert=env.cra == 3)
+            decode_gbz(content + b"\x00", alert=p.gs.cra == 3)
 
 
 def test_rtds_gbz_mutations_are_canonical(rtds_dir: Path) -> None:
     """Random byte flips either fail with GbcsDecodeError or re-encode to the same bytes."""
     rng = random.Random(1234)
     decoded = 0
-    for _path, env in gbz_corpus(rtds_dir):
+    for p in corpus_payloads(rtds_dir, PayloadFamily.GBZ):
         for _ in range(20):
-            b = bytearray(env.content)
+            b = bytearray(p.content)
             for _ in range(rng.randint(1, 3)):
                 b[rng.randrange(len(b))] = rng.randrange(256)
             try:
-                msg = decode_gbz(bytes(b), alert=env.cra == 3)
+                msg = decode_gbz(bytes(b), alert=p.gs.cra == 3)
             except GbcsDecodeError:
                 continue
             decoded += 1
@@ -212,18 +156,19 @@ def test_rtds_gbz_encrypted_components_decrypt(rtds_dir: Path, rtds_keystore_dir
     remote party when present, else the business target; IV = device || IC.
     """
     decrypted = typed = 0
-    for path, env in gbz_corpus(rtds_dir):
-        msg = decode_gbz(env.content, alert=env.cra == 3)
+    for p in corpus_payloads(rtds_dir, PayloadFamily.GBZ):
+        msg = decode_gbz(p.content, alert=p.gs.cra == 3)
         blocks = encrypted_blocks(msg)
         if not blocks:
             continue
         comps = [c for c in msg.components if isinstance(c, EncryptedComponent)]
         assert [c.block for c in comps] == blocks
-        device = env.originator
-        recipient = env.other_info[2:10] if len(env.other_info) >= 10 else env.target
-        counter = env.counter
-        if len(env.other_info) >= 26:
-            counter = int.from_bytes(env.other_info[18:26], "big")
+        other = p.gs.other_information
+        device = p.gs.business_originator
+        recipient = other.supplementary_remote_party_id or p.gs.business_target
+        counter = p.gs.originator_counter
+        if other.supplementary_originator_counter is not None:
+            counter = other.supplementary_originator_counter
         z = _ka_private(rtds_keystore_dir, recipient).exchange(
             ec.ECDH(), _ka_public(rtds_keystore_dir, device)
         )
@@ -231,7 +176,7 @@ def test_rtds_gbz_encrypted_components_decrypt(rtds_dir: Path, rtds_keystore_dir
         for comp, block in zip(comps, blocks, strict=True):
             assert block[0] == SC_ENCRYPTED
             plain = gcm_decrypt(key, device + block[1:5], block[5:-12], block[-12:], b"\x31")
-            assert plain is not None, path.name
+            assert plain is not None, p.name
             payload = decode_decrypted_zcl(comp, plain)
             decrypted += 1
             if comp.header.is_global:
@@ -596,8 +541,8 @@ def test_catalogue_consistency() -> None:
 def test_rtds_names_resolve(rtds_dir: Path) -> None:
     """Every cluster, command and attribute id in the corpus has a catalogue name."""
     missing = set()
-    for _path, env in gbz_corpus(rtds_dir):
-        j = gbz_to_json(decode_gbz(env.content, alert=env.cra == 3))
+    for p in corpus_payloads(rtds_dir, PayloadFamily.GBZ):
+        j = gbz_to_json(decode_gbz(p.content, alert=p.gs.cra == 3))
         for comp in j["components"]:  # type: ignore[attr-defined]
             if comp["cluster"]["name"] is None:
                 missing.add(("cluster", comp["cluster"]["id"]))

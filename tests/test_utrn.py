@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gbhil.gbcs.errors import GbcsDecodeError, GbcsEncodeError, GbcsSecurityError
+from gbhil.gbcs.frame import GeneralSigning
 from gbhil.gbcs.utrn import (
     PTUT_OFFSET,
     VALUE_CLASS_POUNDS,
@@ -34,8 +35,7 @@ from gbhil.gbcs.utrn import (
     utrn_tag,
     verify_utrn,
 )
-from tests.conftest import rtds_files
-from tests.test_asn1 import Envelope, split_envelope
+from tests.corpus import corpus_payloads
 
 SUPPLIER = bytes.fromhex("90B3D51F30010000")
 GSME = bytes.fromhex("00DB1234567890A1")
@@ -50,7 +50,7 @@ CS01A_PATTERN = re.compile(rb"\x03\x00\x73\x00\x00\x13\x28\x00\xff\x01.*?\x09\x1
 @dataclass(frozen=True)
 class TopUp:
     name: str
-    env: Envelope
+    gs: GeneralSigning
     utrn: str
     utrn_offset: int  # absolute offset of the digits in the message
 
@@ -58,15 +58,14 @@ class TopUp:
 @pytest.fixture(scope="session")
 def top_ups(rtds_dir: Path) -> list[TopUp]:
     out = []
-    for path in rtds_files(rtds_dir):
-        if "COMMAND" not in path.name:
+    for p in corpus_payloads(rtds_dir):
+        if "COMMAND" not in p.name:
             continue
-        env = split_envelope(bytes.fromhex(path.read_text().strip()))
         for pat in (CS01B_PATTERN, CS01A_PATTERN):
-            m = pat.search(env.content)
+            m = pat.search(p.content)
             if m:
                 digits = m.group(1).decode()
-                out.append(TopUp(path.name, env, digits, env.content_offset + m.start(1)))
+                out.append(TopUp(p.name, p.gs, digits, p.offset + m.start(1)))
     return out
 
 
@@ -94,28 +93,27 @@ def test_rtds_top_ups_found(top_ups: list[TopUp]) -> None:
     assert any(t.utrn == BOGUS_UTRN for t in top_ups)
     assert any(t.utrn != BOGUS_UTRN for t in top_ups)
     for t in top_ups:
-        assert t.env.message_code in (0x0007, 0x0097, 0x009B), t.name  # CS01a, CS01b, PCS01
-        assert t.env.originator == SUPPLIER or t.env.message_code == 0x009B
+        assert t.gs.message_code in (0x0007, 0x0097, 0x009B), t.name  # CS01a, CS01b, PCS01
+        assert t.gs.business_originator == SUPPLIER or t.gs.message_code == 0x009B
 
 
 def test_rtds_utrns_verify(top_ups: list[TopUp], rtds_keystore_dir: Path) -> None:
     real = [t for t in top_ups if t.utrn != BOGUS_UTRN]
     for t in real:
-        secret = _secret(
-            rtds_keystore_dir, f"{SUPPLIER.hex()}-pp-ka.key", f"{t.env.target.hex()}-ka.pem"
-        )
+        target = t.gs.business_target
+        secret = _secret(rtds_keystore_dir, f"{SUPPLIER.hex()}-pp-ka.key", f"{target.hex()}-ka.pem")
         u = parse_utrn(t.utrn, base=t.utrn_offset)
         assert u.check_digit_ok, t.name
-        if t.env.originator == SUPPLIER:
-            counter = t.env.counter
+        if t.gs.business_originator == SUPPLIER:
+            counter = t.gs.originator_counter
             assert u.counter_matches(counter), t.name
             assert counter & 0xFFFFFFFF == 0, t.name  # RTDS top-up counters
         else:  # PCS01: typed in at the PPMID, the counter comes from the UTRN
             counter = u.counter_bits << 32
-        check = verify_utrn(t.utrn, secret, SUPPLIER, t.env.target, counter)
+        check = verify_utrn(t.utrn, secret, SUPPLIER, target, counter)
         assert check.ok, (t.name, check.reason)
         # A supplier rebuilds exactly the same 20 digits from the fields.
-        rebuilt = build_utrn(secret, SUPPLIER, t.env.target, counter, u.value, u.value_class)
+        rebuilt = build_utrn(secret, SUPPLIER, target, counter, u.value, u.value_class)
         assert rebuilt == t.utrn
     print(f"\nRTDS UTRNs verified (check digit, counter bits, MAC): {len(real)}")
     assert real
@@ -127,9 +125,9 @@ def test_cs01b_success_fields(top_ups: list[TopUp], pp_secret: bytes) -> None:
     assert t.utrn == "73950067887105178605"
     assert (u.reserved, u.counter_bits, u.value_class, u.value) == (0, 6, 0, 1250)
     assert u.amount_pence == 1250 and u.value_class_name == "pennies"
-    assert t.env.counter == 0x0000000600000000
-    assert u.mac == utrn_mac(pp_secret, SUPPLIER, GSME, t.env.counter, u.ptut_high)
-    tag = utrn_tag(pp_secret, SUPPLIER, GSME, t.env.counter, u.ptut_high)
+    assert t.gs.originator_counter == 0x0000000600000000
+    assert u.mac == utrn_mac(pp_secret, SUPPLIER, GSME, t.gs.originator_counter, u.ptut_high)
+    tag = utrn_tag(pp_secret, SUPPLIER, GSME, t.gs.originator_counter, u.ptut_high)
     assert len(tag) == 16 and tag[-4:] == u.mac
     assert u.to_json()["amountPence"] == 1250
 
@@ -137,14 +135,14 @@ def test_cs01b_success_fields(top_ups: list[TopUp], pp_secret: bytes) -> None:
 def test_normal_ka_key_does_not_verify(top_ups: list[TopUp], rtds_keystore_dir: Path) -> None:
     t = next(t for t in top_ups if t.name.startswith("CS01b_2.2_SUCCESS_COMMAND"))
     wrong = _secret(rtds_keystore_dir, "90b3d51f30010000-ka.key", "00db1234567890a1-ka.pem")
-    check = verify_utrn(t.utrn, wrong, SUPPLIER, GSME, t.env.counter)
+    check = verify_utrn(t.utrn, wrong, SUPPLIER, GSME, t.gs.originator_counter)
     assert not check.ok and "MAC" in check.reason
 
 
 def test_bogus_cs01b_utrn_is_reported(top_ups: list[TopUp], pp_secret: bytes) -> None:
     t = next(t for t in top_ups if t.utrn == BOGUS_UTRN)
     assert "ERROR" in t.name
-    check = verify_utrn(t.utrn, pp_secret, SUPPLIER, GSME, t.env.counter)
+    check = verify_utrn(t.utrn, pp_secret, SUPPLIER, GSME, t.gs.originator_counter)
     assert not check.ok and check.utrn is None
     assert "below the PTUT offset" in check.reason
     assert "check digit 6 wrong" in check.reason
@@ -155,8 +153,8 @@ def test_bogus_cs01b_utrn_is_reported(top_ups: list[TopUp], pp_secret: bytes) ->
 
 def test_gcs15e_credit_log_utrns_have_valid_check_digits(rtds_dir: Path) -> None:
     """The GCS15e prepayment-credit log echoes 5 UTRNs: Verhoeff holds on all of them."""
-    path = next(p for p in rtds_files(rtds_dir) if p.name.startswith("GCS15e_4.4.5_SUCCESS_RESP"))
-    content = split_envelope(bytes.fromhex(path.read_text().strip())).content
+    prefix = "GCS15e_4.4.5_SUCCESS_RESP"
+    content = next(p.content for p in corpus_payloads(rtds_dir) if p.name.startswith(prefix))
     codes = [m.decode() for m in re.findall(rb"\x14([0-9]{20})", content)]
     assert len(codes) == 5
     for code in codes:
