@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -90,6 +90,13 @@ WanSink = Callable[[bytes], Any]
 PowerSink = Callable[[HubPowerEvent], Any]
 
 
+def rig_keystore(seed: int | None) -> KeyStore:
+    """The default rig's PKI for ``seed``: every process of a split rig derives the same one."""
+    orgs = {ROLE_NAMES[r]: e.hex() for r, e in PARTIES.items()}
+    devs = {e.hex(): t.value for e, t in DEVICES.values()}
+    return generate_pki(None, organisations=orgs, devices=devs, seed=seed).keystore
+
+
 def install_code_for(eui: bytes) -> bytes:
     """A deterministic 16-octet install code (+CRC) per device: the rig's own values."""
     return with_crc(hashlib.sha256(b"gbhil install code" + eui).digest()[:16])
@@ -136,12 +143,19 @@ class SimulatedRig:
         start: datetime = DEFAULT_START,
         capture: str | Path | None = None,
         keystore: KeyStore | None = None,
+        clock: Any = None,
+        remote: Mapping[str, Any] | None = None,
     ) -> SimulatedRig:
-        clock = SteppedClock(start)
+        """Build the rig; ``clock`` defaults to a stepped clock at ``start``.
+
+        ``remote`` maps device names ("esme", "ppmid", "gsme") to node objects that
+        run elsewhere (gbhil.bus): the rig attaches a stand-in radio for each, in the
+        same order as local nodes so short addresses match, and uses the given node.
+        """
+        clock = SteppedClock(start) if clock is None else clock
+        remote = remote or {}
         if keystore is None:
-            orgs = {ROLE_NAMES[r]: e.hex() for r, e in PARTIES.items()}
-            devs = {e.hex(): t.value for e, t in DEVICES.values()}
-            keystore = generate_pki(None, organisations=orgs, devices=devs, seed=seed).keystore
+            keystore = rig_keystore(seed)
         medium = SimulatedMedium(clock)
         writer = PcapWriter(capture) if capture is not None else None
         if writer is not None:
@@ -185,15 +199,18 @@ class SimulatedRig:
             on_undeliverable=undeliverable,
         )
         nodes: dict[str, Any] = {}
-        for name, device in (("esme", esme), ("ppmid", ppmid)):
+        for name, device, node_class in (
+            ("esme", esme, MeterNode),
+            ("ppmid", ppmid, MeterNode),
+            ("gsme", gsme, GsmeNode),
+        ):
+            if name in remote:
+                medium.attach(device.eui, DEVICE_CHANNELS[name], joined=True)  # stand-in radio
+                nodes[name] = remote[name]
+                continue
             transport = medium.attach(device.eui, DEVICE_CHANNELS[name], joined=False)
-            nodes[name] = MeterNode(
-                device, transport, clock, install_code=install_code_for(device.eui)
-            )
-        gsme_transport = medium.attach(gsme.eui, DEVICE_CHANNELS["gsme"], joined=False)
-        nodes["gsme"] = GsmeNode(
-            gsme, gsme_transport, clock, install_code=install_code_for(gsme.eui)
-        )
+            code = install_code_for(device.eui)
+            nodes[name] = node_class(device, transport, clock, install_code=code)
         hht_eui = DEVICES["hht"][0]
         hht = HhtNode(
             medium.attach(hht_eui, DEVICE_CHANNELS["hht"], joined=False),
