@@ -8,8 +8,9 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gbhil import cli_devices, demo
+    from gbhil import cli_dcc, cli_devices, cli_run, demo
     from gbhil import cli_gbcs as gbcs_cli
+    from gbhil.rigs import cli as rig_cli
     from gbhil.smki import cli as smki_cli
 
     parser = argparse.ArgumentParser(prog="gbhil", description=__doc__)
@@ -18,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     smki_cli.register(sub)
     demo.register(sub)
     cli_devices.register(sub)
+    rig_cli.register(sub)
+    cli_dcc.register(sub)
+    cli_run.register(sub)
     return parser
 
 
