@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared/conformance
 
-.PHONY: setup run test lint bench fuzz clean
+.PHONY: setup run demo test lint bench fuzz clean
 
 $(BIN)/gbhil: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ $(BIN)/gbhil: pyproject.toml
 setup: $(BIN)/gbhil
 
 run: setup
+	$(BIN)/gbhil run
+
+demo: setup
 	$(BIN)/gbhil demo
 
 test: setup
