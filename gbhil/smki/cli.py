@@ -1,4 +1,4 @@
-"""``gbhil smki``: generate a test PKI for a rig, show what a key store holds.
+"""``gbhil smki``: generate a test PKI, show a key store, export a rig's PKI (RTDS naming).
 
 Output never contains private key material: only EUIs, roles, serials, names and
 file names.
@@ -62,6 +62,24 @@ def register(subparsers: Any) -> None:
     show.add_argument("--json", action="store_true", help="JSON instead of a table")
     show.set_defaults(func=_cmd_show)
 
+    export = verbs.add_parser(
+        "export",
+        help="write the rig's certificates and test User keys in RTDS naming",
+        description="Write the rig's PKI as an RTDS key folder (<eui>-ds.pem, <eui>-ka.pem, "
+        "<eui>-pp-ka.pem, .key PKCS#8 PEM 0600) for outside tools such as gbcs-parser. "
+        "Organisation private keys only, unless --with-device-keys. "
+        f"{TEST_KEYS_WARNING}.",
+    )
+    export.add_argument("out_dir", metavar="DIR", type=Path, help="folder to write")
+    export.add_argument("--rig", type=Path, metavar="FILE", help="rig file (default: embedded rig)")
+    export.add_argument("--seed", type=int, help="PKI seed (default: the rig file's, else 1)")
+    export.add_argument(
+        "--with-device-keys", action="store_true", help="also write device private keys"
+    )
+    export.add_argument("--force", action="store_true", help="overwrite existing files")
+    export.add_argument("--json", action="store_true", help="print what was written as JSON")
+    export.set_defaults(func=_cmd_export)
+
 
 def _fail(message: str) -> int:
     print(f"gbhil smki: error: {message}", file=sys.stderr)
@@ -122,6 +140,39 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     _table(["EUI", "ROLE/TYPE", "SLOT", "SERIAL", "NOT AFTER", "CERTIFICATE", "KEY"], rows)
     seeded = " (seeded)" if pki.seeded else ""
     print(f"\nwrote {len(pki.files)} files to {args.out_dir}{seeded}; {TEST_KEYS_WARNING}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from gbhil.smki.export import export_rtds, rig_pki
+
+    try:
+        store = rig_pki(args.rig, args.seed)
+        result = export_rtds(
+            store, args.out_dir, with_device_keys=args.with_device_keys, overwrite=args.force
+        )
+    except SmkiError as exc:
+        return _fail(str(exc))
+    if args.json:
+        out = {
+            "out_dir": str(result.out_dir),
+            "euis": [eui.hex() for eui in store.euis()],
+            "certificates": [p.name for p in result.certificates],
+            "private_keys": [p.name for p in result.private_keys],
+            "skipped_device_keys": result.skipped_device_keys,
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    skipped = (
+        f" ({result.skipped_device_keys} device private keys left out)"
+        if result.skipped_device_keys
+        else ""
+    )
+    print(
+        f"wrote {len(result.certificates)} certificates and {len(result.private_keys)} "
+        f"private keys for {len(store.euis())} EUIs to {result.out_dir}{skipped}; "
+        f"{TEST_KEYS_WARNING}"
+    )
     return 0
 
 
