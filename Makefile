@@ -30,6 +30,7 @@ bench: setup
 	$(BIN)/python benchmarks/gbcs_rtds.py
 	$(BIN)/python benchmarks/han_medium.py
 	$(BIN)/python benchmarks/devices_scale.py
+	$(BIN)/python benchmarks/duis_throughput.py --requests 1000
 
 fuzz: setup
 	$(BIN)/python benchmarks/gbcs_fuzz.py
