@@ -18,6 +18,7 @@ rules are not enforced because they need a schema: SET OF element ordering
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,7 +77,7 @@ _PRINTABLE = frozenset(
 
 
 @dataclass(slots=True)
-class Asn1Node:
+class Asn1Node(ABC):
     """Base of every decoded DER element.
 
     ``offset`` is the absolute offset of the element's first identifier octet
@@ -96,9 +97,9 @@ class Asn1Node:
         """Identifier octet(s) as an int: the first octet, or a wider key for high tags."""
         return self.IDENT
 
+    @abstractmethod
     def content(self) -> bytes:
         """DER contents octets (no identifier, no length)."""
-        raise NotImplementedError
 
 
 @dataclass(slots=True)
@@ -256,9 +257,6 @@ class ObjectIdentifier(Asn1Node):
 @dataclass(slots=True)
 class _Text(Asn1Node):
     value: str
-
-    def content(self) -> bytes:
-        raise NotImplementedError
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -253,7 +254,7 @@ def _enum(r: Reader, kind: type[IntEnum], name: str) -> Any:
 # ---------------------------------------------------------------------------
 
 
-class ZclCommand:
+class ZclCommand(ABC):
     """Base of the typed commands: where they live and how their payload is coded.
 
     ``CLUSTER`` is None for the profile-wide commands, which carry ``cluster_id``
@@ -278,12 +279,14 @@ class ZclCommand:
             return self.SERVER_TO_CLIENT
         return bool(getattr(self, "server_to_client"))  # noqa: B009
 
+    @abstractmethod
     def encode_payload(self) -> bytes:
-        raise NotImplementedError
+        """The command's ZCL payload (little-endian fields)."""
 
     @classmethod
+    @abstractmethod
     def decode_payload(cls, r: Reader, header: ZclHeader, cluster_id: int) -> ZclCommand:
-        raise NotImplementedError
+        """Read the payload after ``header``."""
 
 
 # -- Tunnelling ----------------------------------------------------------------
