@@ -44,6 +44,24 @@ def test_broken(dcc, esme):
 """
 
 
+def _duis_schema_available() -> bool:
+    from gbhil.duis.schema import SchemaNotFoundError, resolve_schema_folder
+
+    try:
+        resolve_schema_folder()
+    except SchemaNotFoundError:
+        return False
+    return True
+
+
+#: The DCC emulator validates against the official DUIS XSD, read from ../shared at run time.
+needs_duis_schema = pytest.mark.skipif(
+    not _duis_schema_available(),
+    reason="DUIS schema not found (../shared/conformance/duis/schema or $GBHIL_DUIS_SCHEMA): "
+    "the in-process DCC emulator needs it",
+)
+
+
 def _properties(junit: Path) -> dict[str, dict[str, list[str]]]:
     out: dict[str, dict[str, list[str]]] = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
@@ -110,6 +128,7 @@ def test_unknown_capability_or_srv_is_an_error_not_a_skip(pytester: pytest.Pytes
     result.stdout.fnmatch_lines(["*unknown capability sub-ghz*", "*4.1.99 is not a DUIS*"])
 
 
+@needs_duis_schema
 def test_every_fixture_exists_and_reset_restores_mains(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
@@ -136,6 +155,7 @@ def test_every_fixture_exists_and_reset_restores_mains(pytester: pytest.Pytester
     result.assert_outcomes(passed=2)
 
 
+@needs_duis_schema
 def test_artefacts_reach_junit_and_the_html_report(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_ecs52=ECS52_TEST)
     result = pytester.runpytest("--junitxml=out/junit.xml", "--gbhil-report=out", *QUIET)
@@ -167,6 +187,7 @@ def test_plain_tests_leave_no_report(pytester: pytest.Pytester) -> None:
     assert not (pytester.path / "reports").exists()
 
 
+@needs_duis_schema
 def test_alert_waits_fail_in_virtual_time(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
@@ -202,6 +223,7 @@ def test_rig_files_the_harness_cannot_build_stop_the_run(pytester: pytest.Pytest
     result.stderr.fnmatch_lines(["*cannot build rig 'simulated'*bus mqtt://localhost:1883*"])
 
 
+@needs_duis_schema
 def test_a_rig_file_names_the_rig_and_its_capabilities(pytester: pytest.Pytester) -> None:
     pytester.path.joinpath("rigs").mkdir()
     shipped = (ROOT / "rigs" / "simulated.toml").read_text()
@@ -224,6 +246,7 @@ def test_a_rig_file_names_the_rig_and_its_capabilities(pytester: pytest.Pytester
     result.stdout.fnmatch_lines(["*rig 'simulated' lacks psu*"])
 
 
+@needs_duis_schema
 def test_gbhil_run_writes_reports_and_says_where(
     pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
 ) -> None:

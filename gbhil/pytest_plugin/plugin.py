@@ -1172,10 +1172,19 @@ def _require(hil: HilSession, capability: str) -> None:
 
 @pytest.fixture()
 def dcc(gbhil_session: HilSession, rig: Any) -> DccClient:
-    """The DCC: ``dcc.submit(request)`` then ``await_ack/response/alerts`` by RequestID."""
+    """The DCC: ``dcc.submit(request)`` then ``await_ack/response/alerts`` by RequestID.
+
+    The official DUIS XSD is read at run time and never shipped with gbhil; without it
+    the DCC emulator cannot validate, so DCC tests skip saying where to point gbhil.
+    """
+    from gbhil.duis.schema import SchemaNotFoundError
+
     _require(gbhil_session, "dcc")
     del rig
-    return gbhil_session.dcc
+    try:
+        return gbhil_session.dcc
+    except SchemaNotFoundError as exc:
+        pytest.skip(f"DCC emulator unavailable: {exc}")
 
 
 @pytest.fixture()
