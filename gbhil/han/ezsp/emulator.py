@@ -1127,55 +1127,29 @@ class EzspEmulator:
         self._aps_counter = (self._aps_counter + 1) & 0xFF
         return counter
 
-    def _h_sendUnicast(self, req: dict[str, Any]) -> dict[str, Any]:
+    def _send(
+        self, message_type: OutgoingMessageType, destination: int, req: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Common path of sendUnicast/Broadcast/Multicast: number the frame, send it later."""
         if not self._network_up:
             return {"status": SlStatus.NOT_JOINED, "sequence": 0}
         counter = self._next_aps_counter()
         aps = {**req["aps_frame"], "sequence": counter}
         self._spawn(
-            self._transmit(
-                OutgoingMessageType(req["message_type"]),
-                req["nwk"],
-                aps,
-                req["message_tag"],
-                req["message"],
-            )
+            self._transmit(message_type, destination, aps, req["message_tag"], req["message"])
         )
         return self._ok(sequence=counter)
+
+    def _h_sendUnicast(self, req: dict[str, Any]) -> dict[str, Any]:
+        return self._send(OutgoingMessageType(req["message_type"]), req["nwk"], req)
 
     def _h_sendBroadcast(self, req: dict[str, Any]) -> dict[str, Any]:
-        if not self._network_up:
-            return {"status": SlStatus.NOT_JOINED, "sequence": 0}
-        if req["destination"] not in BROADCAST_SHORT_ADDRESSES:
+        if self._network_up and req["destination"] not in BROADCAST_SHORT_ADDRESSES:
             return {"status": SlStatus.INVALID_PARAMETER, "sequence": 0}
-        counter = self._next_aps_counter()
-        aps = {**req["aps_frame"], "sequence": counter}
-        self._spawn(
-            self._transmit(
-                OutgoingMessageType.BROADCAST,
-                req["destination"],
-                aps,
-                req["message_tag"],
-                req["message"],
-            )
-        )
-        return self._ok(sequence=counter)
+        return self._send(OutgoingMessageType.BROADCAST, req["destination"], req)
 
     def _h_sendMulticast(self, req: dict[str, Any]) -> dict[str, Any]:
-        if not self._network_up:
-            return {"status": SlStatus.NOT_JOINED, "sequence": 0}
-        counter = self._next_aps_counter()
-        aps = {**req["aps_frame"], "sequence": counter}
-        self._spawn(
-            self._transmit(
-                OutgoingMessageType.MULTICAST,
-                req["broadcast_addr"],
-                aps,
-                req["message_tag"],
-                req["message"],
-            )
-        )
-        return self._ok(sequence=counter)
+        return self._send(OutgoingMessageType.MULTICAST, req["broadcast_addr"], req)
 
     def _h_sendReply(self, req: dict[str, Any]) -> dict[str, Any]:
         if not self._network_up:
