@@ -21,11 +21,10 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from gbhil.gbcs.errors import GbcsDecodeError, GbcsEncodeError, GbcsSecurityError
 from gbhil.gbcs.kdf import SC_AUTHENTICATED, derive_key, gcm_tag
 from gbhil.gbcs.keys import KeyStore
+from gbhil.gbcs.security import SecurityContext
 
 #: Decimal offset added to the PTUT before printing (gives 19 digits).
 PTUT_OFFSET = 7394156990786306048
@@ -298,14 +297,10 @@ def utrn_shared_secret(keys: KeyStore, supplier_id: bytes, device_id: bytes) -> 
     Supplier pp-KA private x device KA public, or device KA private x supplier
     pp-KA public; the normal supplier KA key does not verify (gbcs-facts 2.9).
     """
-    priv = keys.ka_private(supplier_id, prepayment=True)
-    pub = keys.ka_public(device_id)
-    if priv is None or pub is None:
-        priv = keys.ka_private(device_id)
-        pub = keys.ka_public(supplier_id, prepayment=True)
-    if priv is None or pub is None:
+    z = SecurityContext(keys).shared_secret(supplier_id, device_id, prepayment=True)
+    if z is None:
         raise GbcsSecurityError(
             f"no prepayment key pair for supplier {supplier_id.hex().upper()} "
             f"and device {device_id.hex().upper()}"
         )
-    return priv.exchange(ec.ECDH(), pub)
+    return z
