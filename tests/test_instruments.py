@@ -23,6 +23,7 @@ from gbhil.rigs.instruments.model import (
     SimulatedPsu,
     mains_supply,
 )
+from gbhil.rigs.instruments.observed import ObservedPsu
 from gbhil.rigs.instruments.probe import ProbeProblem, probe_psu
 from gbhil.rigs.instruments.psu import (
     ChannelSpec,
@@ -622,3 +623,41 @@ def test_doc_examples_run(tmp_path: Path) -> None:
     rm = namespace["rm"]
     assert isinstance(rm, pyvisa.ResourceManager)
     rm.close()
+
+
+# ---------------------------------------------------------------------------
+# A VISA supply as a rig's mains (ObservedPsu)
+# ---------------------------------------------------------------------------
+
+
+def test_observed_supply_reports_output_changes_at_clock_time(rm: pyvisa.ResourceManager) -> None:
+    clock = SteppedClock()
+    psu = ObservedPsu(_open(rm, "rigol-dp832"), clock, name="mains")
+    heard: list[tuple[int, bool, object]] = []
+    psu.subscribe(lambda on, at: heard.append((1, on, at)), 1)
+    psu.set_output(True, 1)
+    clock.advance(90)
+    psu.set_output(True, 1)  # already on: no second event
+    psu.set_output(True, 2)  # another output of a non-ganged supply: not the mains
+    psu.set_output(False, 1)
+    assert heard == [(1, True, clock.start), (1, False, clock.start + timedelta(seconds=90))]
+    assert not psu.output_enabled(1) and psu.output_enabled(2)  # the instrument's own state
+    with pytest.raises(TypeError):
+        psu.set_output("on", 1)  # type: ignore[arg-type]
+    with pytest.raises(PsuError, match="no channel 4"):
+        psu.subscribe(lambda on, at: None, 4)
+    psu.close()
+
+
+def test_observed_ganged_supply_reports_every_output(rm: pyvisa.ResourceManager) -> None:
+    released: list[bool] = []
+    psu = ObservedPsu(
+        _open(rm, "keysight-e3631a"), SteppedClock(), release=lambda: released.append(True)
+    )
+    heard: list[tuple[int, bool]] = []
+    for channel in psu.channels:
+        psu.subscribe(lambda on, at, channel=channel: heard.append((channel, on)), channel)
+    psu.set_output(True, psu.channels[-1])  # OUTP switches all three outputs
+    assert heard == [(c, True) for c in psu.channels]
+    psu.close()
+    assert released == [True]

@@ -27,6 +27,7 @@ from gbhil.gbcs.security import SecurityContext
 from gbhil.han import PcapWriter, SimulatedMedium
 from gbhil.han.joining import with_crc
 from gbhil.han.network import Delivery, GsmeNode, HhtNode, HubNode, MeterNode
+from gbhil.han.transport import HanTransport
 from gbhil.rigs.instruments.model import SimulatedPsu, mains_supply
 from gbhil.simulator import SteppedClock
 from gbhil.smki import KeyStore, generate_pki
@@ -145,18 +146,27 @@ class SimulatedRig:
         keystore: KeyStore | None = None,
         clock: Any = None,
         remote: Mapping[str, Any] | None = None,
+        medium: SimulatedMedium | None = None,
+        hub_transport: HanTransport | None = None,
+        device_channels: Mapping[str, list[tuple[int, int]]] | None = None,
     ) -> SimulatedRig:
         """Build the rig; ``clock`` defaults to a stepped clock at ``start``.
 
         ``remote`` maps device names ("esme", "ppmid", "gsme") to node objects that
         run elsewhere (gbhil.bus): the rig attaches a stand-in radio for each, in the
         same order as local nodes so short addresses match, and uses the given node.
+
+        ``medium``, ``hub_transport`` and ``device_channels`` let another builder
+        (gbhil.rigs.ezsp_rig) put the hub on another radio, e.g. an EZSP NCP that is
+        itself a node of ``medium``, with the devices on that radio's channels.
         """
         clock = SteppedClock(start) if clock is None else clock
         remote = remote or {}
+        channels = {**DEVICE_CHANNELS, **(device_channels or {})}
         if keystore is None:
             keystore = rig_keystore(seed)
-        medium = SimulatedMedium(clock)
+        if medium is None:
+            medium = SimulatedMedium(clock)
         writer = PcapWriter(capture) if capture is not None else None
         if writer is not None:
             medium.add_tap(writer)
@@ -192,7 +202,7 @@ class SimulatedRig:
         hub = HubNode(
             chf,
             gpf,
-            medium.attach(chf.eui, HUB_CHANNELS),
+            hub_transport if hub_transport is not None else medium.attach(chf.eui, HUB_CHANNELS),
             clock,
             on_wan_message=to_wan,
             on_device_log_changed=log_changed,
@@ -205,15 +215,15 @@ class SimulatedRig:
             ("gsme", gsme, GsmeNode),
         ):
             if name in remote:
-                medium.attach(device.eui, DEVICE_CHANNELS[name], joined=True)  # stand-in radio
+                medium.attach(device.eui, channels[name], joined=True)  # stand-in radio
                 nodes[name] = remote[name]
                 continue
-            transport = medium.attach(device.eui, DEVICE_CHANNELS[name], joined=False)
+            transport = medium.attach(device.eui, channels[name], joined=False)
             code = install_code_for(device.eui)
             nodes[name] = node_class(device, transport, clock, install_code=code)
         hht_eui = DEVICES["hht"][0]
         hht = HhtNode(
-            medium.attach(hht_eui, DEVICE_CHANNELS["hht"], joined=False),
+            medium.attach(hht_eui, channels["hht"], joined=False),
             clock,
             install_code=install_code_for(hht_eui),
         )

@@ -261,6 +261,10 @@ def _resolve(future: asyncio.Future[Any], value: object) -> None:
 # ---------------------------------------------------------------------------
 
 
+#: Cancelled timers tolerated in the stepped clock's heap before it may be compacted.
+_HEAP_COMPACT_MIN = 256
+
+
 class SteppedClock(Clock):
     """Virtual time that only moves when everything waits, or on :meth:`advance`."""
 
@@ -269,6 +273,7 @@ class SteppedClock(Clock):
         self._start = _check_aware("start", start)
         self._now = 0.0
         self._heap: list[TimerHandle] = []
+        self._cancelled_in_heap = 0
         self._loop: _SteppedEventLoop | None = None
         self._idle_waiters: list[asyncio.Future[bool]] = []
 
@@ -297,7 +302,15 @@ class SteppedClock(Clock):
         heapq.heappush(self._heap, handle)
 
     def _unschedule(self, handle: TimerHandle) -> None:
-        pass  # lazily dropped from the heap when it reaches the top
+        # Lazily dropped when it reaches the top; but cancelled long timeouts (a DCC
+        # response timer per request) would pile up and slow every push, so once they
+        # are most of the heap it is rebuilt without them (in place: callers hold it).
+        self._cancelled_in_heap += 1
+        heap = self._heap
+        if self._cancelled_in_heap > _HEAP_COMPACT_MIN and 2 * self._cancelled_in_heap > len(heap):
+            heap[:] = [h for h in heap if not (h._cancelled or h._done)]
+            heapq.heapify(heap)
+            self._cancelled_in_heap = 0
 
     def next_event(self) -> float | None:
         """Monotonic time of the next pending callback, or None."""

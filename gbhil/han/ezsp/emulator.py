@@ -28,8 +28,11 @@ What it implements (see docs/radios.md for the full list):
 * Any other frame ID is answered with ``invalidCommand``, as an NCP does.
 
 Timers (ASH retransmission, delayed callbacks) come from the medium's clock
-(architecture rule 3). Because a real serial client runs on wall-clock time,
-the medium must use a real-time clock: the emulator refuses a stepped one.
+(architecture rule 3). A serial client in another thread runs on wall-clock
+time, so the medium must use a real-time clock, unless the client shares the
+emulator's loop on a :class:`~gbhil.han.ezsp.serial_clock.SerialSteppedClock`
+(bellows with ``use_thread=False``): then the whole chain runs in virtual
+time. The emulator refuses a plain stepped clock.
 """
 
 from __future__ import annotations
@@ -276,10 +279,12 @@ class EzspEmulator:
     """
 
     def __init__(self, medium: SimulatedMedium, config: EmulatorConfig) -> None:
-        if medium.clock.mode is not ClockMode.REAL_TIME:
+        clock = medium.clock
+        if clock.mode is not ClockMode.REAL_TIME and not getattr(clock, "serial_safe", False):
             raise EmulatorError(
-                "the EZSP emulator serves a real serial line to a client on wall-clock time: "
-                "give its SimulatedMedium a RealTimeClock (create_clock('real-time'))"
+                "the EZSP emulator serves a real serial line: give its SimulatedMedium a "
+                "RealTimeClock (create_clock('real-time')), or a SerialSteppedClock "
+                "(gbhil.han.ezsp.serial_clock) whose loop the client shares with use_thread=False"
             )
         self.medium = medium
         self.clock = medium.clock
@@ -371,6 +376,7 @@ class EzspEmulator:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._master = self._slave = None
+        self._port = ""  # the pty is gone
         self._set_network_up(False)
         if self._node is not None:
             if self._unsubscribe is not None:
