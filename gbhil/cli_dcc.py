@@ -1,8 +1,10 @@
 """``gbhil serve`` (rig + DCC emulator) and ``gbhil duis send`` (a DUIS client for people).
 
-``gbhil serve`` builds the embedded rig on the wall clock, starts the DCC emulator on DCC
-Boxed's ports and prints ONE JSON line once it is ready: endpoints, the DCC's identity and
-every User (ID, roles, the files holding its test keys). Stop it with Ctrl-C or SIGTERM.
+``gbhil serve`` builds the rig on the wall clock (the embedded one, or with ``--rig`` what
+the rig file describes: gbhil.rigs.build, e.g. meters behind an MQTT bus), starts the DCC
+emulator on DCC Boxed's ports and prints ONE JSON line once it is ready: endpoints, the
+DCC's identity and every User (ID, roles, the files holding its test keys). Stop it with
+Ctrl-C or SIGTERM.
 
 ``gbhil duis send FILE`` signs a request (a template's placeholder signature is replaced;
 the counter is set from the wall clock in milliseconds, as the DCC Boxed signing tool
@@ -603,7 +605,8 @@ class ServeSettings:
 
 def load_settings(args: argparse.Namespace) -> ServeSettings:
     """The rig file (gbhil.rigs.rigfile: its ``[pki]`` decides seed, ZAZ1 or a key folder;
-    ``gbhil serve`` always runs the embedded simulated rig) overridden by the options."""
+    a rig file that is not the embedded rig is built by gbhil.rigs.build) overridden by
+    the options."""
     settings = ServeSettings()
     if args.rig is not None:
         from gbhil.rigs.rigfile import PkiSource, load_rig
@@ -652,6 +655,21 @@ def _gbcs_key(folder: Path, user_id: str) -> dict[str, str]:
     return {"gbcsKey": str(path)} if path.is_file() else {}
 
 
+def _serve_rig(rig_file: Path | None, seed: int | None, keystore: Any) -> Any:
+    """The rig of a rig file that is not the embedded rig (an MQTT bus, EZSP radios),
+    built by gbhil.rigs.build on the wall clock; None for the embedded rig."""
+    if rig_file is None:
+        return None
+    from gbhil.rigs.build import RigKind, build_rig, rig_kind
+    from gbhil.rigs.rigfile import load_rig
+
+    if rig_kind(load_rig(rig_file)) is RigKind.EMBEDDED:
+        return None
+    if keystore is not None:
+        raise ValueError("--zaz1 and key folders work with the embedded rig only")
+    return build_rig(rig_file, seed=seed, start=dt.datetime.now(dt.UTC))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from gbhil.dcc.emulator import (
         EmulatorConfig,
@@ -678,7 +696,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="gbhil-serve-"))
     work.mkdir(parents=True, exist_ok=True)
-    rig = build_rig(real_time=True, seed=settings.seed, keystore=keystore)
+    try:
+        rig = _serve_rig(args.rig, settings.seed, keystore) or build_rig(
+            real_time=True, seed=settings.seed, keystore=keystore
+        )
+    except Exception as exc:  # broker down, device host failed, rig no builder can make
+        print(f"gbhil: cannot build the rig: {exc}", file=sys.stderr)
+        return 2
     try:
         rig.run(rig.start())
         users = UserDirectory.from_keystore(

@@ -72,7 +72,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help=f"report folder (default: {DEFAULT_REPORT})",
     )
     p.add_argument("-k", dest="keyword", metavar="EXPR", help="only tests matching EXPR")
-    p.set_defaults(func=lambda a: run(a.suites, rig=a.rig, report=a.report, keyword=a.keyword))
+    p.add_argument(
+        "--bus-url",
+        metavar="URL",
+        help="MQTT rigs: broker instead of the rig file's (mqtt://host:port; or $GBHIL_BUS_URL)",
+    )
+    p.add_argument(
+        "--bus-rate",
+        type=float,
+        metavar="RATE",
+        help="MQTT rigs: rig seconds per wall second of the shared clock (or $GBHIL_BUS_RATE)",
+    )
+    p.set_defaults(
+        func=lambda a: run(
+            a.suites,
+            rig=a.rig,
+            report=a.report,
+            keyword=a.keyword,
+            bus_url=a.bus_url,
+            bus_rate=a.bus_rate,
+        )
+    )
 
 
 class UnknownSuite(ValueError):
@@ -185,7 +205,13 @@ class Progress:
 
 
 def pytest_args(
-    paths: Sequence[str], *, rig: str | None, report: Path, keyword: str | None
+    paths: Sequence[str],
+    *,
+    rig: str | None,
+    report: Path,
+    keyword: str | None,
+    bus_url: str | None = None,
+    bus_rate: float | None = None,
 ) -> list[str]:
     args = [*paths, "-p", "no:cacheprovider"]
     if not _plugin_autoloaded():
@@ -195,6 +221,10 @@ def pytest_args(
         args += ["--rig", rig]
     if keyword:
         args += ["-k", keyword]
+    if bus_url:
+        args += ["--bus-url", bus_url]
+    if bus_rate is not None:
+        args += ["--bus-rate", str(bus_rate)]
     return args
 
 
@@ -205,6 +235,8 @@ def run(
     report: Path = DEFAULT_REPORT,
     keyword: str | None = None,
     out: TextIO | None = None,
+    bus_url: str | None = None,
+    bus_rate: float | None = None,
 ) -> int:
     """Run the suites; returns pytest's exit status."""
     import pytest
@@ -219,7 +251,10 @@ def run(
     report = report.resolve()
     progress = Progress(out)
     status = pytest.main(
-        pytest_args(paths, rig=rig, report=report, keyword=keyword), plugins=[progress]
+        pytest_args(
+            paths, rig=rig, report=report, keyword=keyword, bus_url=bus_url, bus_rate=bus_rate
+        ),
+        plugins=[progress],
     )
     if status == pytest.ExitCode.USAGE_ERROR:
         return int(status)  # pytest printed what is wrong; no report was written

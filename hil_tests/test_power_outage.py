@@ -98,7 +98,9 @@ def test_restoration_reports_the_outage_and_the_esme_answers_again(
     assert summary["header"]["businessTargetId"] == dcc.user(Role.NETWORK_OPERATOR).user_id
     went, back = _ecs80_times(dcc, restored)
     assert abs(went - started) < timedelta(seconds=1)
-    assert back - went == timedelta(minutes=4)
+    # the supply's 4 minutes as the meter measured them: a bench PSU (or a rig whose meter
+    # hears the mains switch over a bus) switches within milliseconds, not to the tick
+    assert abs(back - went - timedelta(minutes=4)) < timedelta(seconds=1)
     # restored: the meter is reachable again
     response = dcc.submit(dcc.request("11.2", esme)).await_response()
     assert dcc.describe(response)["outcome"]["success"] is True

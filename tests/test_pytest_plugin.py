@@ -215,12 +215,38 @@ def test_missing_rig_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
 def test_rig_files_the_harness_cannot_build_stop_the_run(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_uses_rig(rig):\n    pass\n")
     shipped = (ROOT / "rigs" / "simulated.toml").read_text()
-    pytester.path.joinpath("mqtt.toml").write_text(
-        shipped.replace('url = "in-process"', 'url = "mqtt://localhost:1883"')
+    pytester.path.joinpath("other.toml").write_text(
+        shipped.replace('eui = "00DB1234567890A0"', 'eui = "00DB1234567890B0"')
     )
-    result = pytester.runpytest("--rig", "mqtt.toml", *QUIET)
+    result = pytester.runpytest("--rig", "other.toml", *QUIET)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*cannot build rig 'simulated'*bus mqtt://localhost:1883*"])
+    result.stderr.fnmatch_lines(
+        ["*cannot build rig 'simulated'*esme 00DB1234567890B0 is not the embedded one*"]
+    )
+
+
+def test_an_mqtt_rig_whose_broker_is_down_stops_the_run_naming_the_url(
+    pytester: pytest.Pytester,
+) -> None:
+    from gbhil.bus.mqtt import free_port
+
+    pytester.makepyfile("def test_uses_rig(rig):\n    pass\n")
+    url = f"mqtt://127.0.0.1:{free_port('127.0.0.1')}"  # nothing listens there
+    rig = str(ROOT / "rigs" / "mqtt-example.toml")
+    result = pytester.runpytest("--rig", rig, "--bus-url", url, *QUIET)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*the MQTT broker at {url} is not reachable*--bus-url*"])
+
+
+def test_mqtt_rig_capabilities_come_from_the_file() -> None:
+    from gbhil.pytest_plugin.plugin import rig_capabilities
+    from gbhil.rigs.rigfile import load_rig
+
+    caps = rig_capabilities(load_rig(ROOT / "rigs" / "mqtt-example.toml"))
+    assert {"mqtt", "psu", "subghz", "2.4ghz", "esme", "gsme", "hht", "capture"} <= caps
+    assert "virtual_time" not in caps, "virtual time cannot span processes"
+    assert "local_devices" not in caps, "the meters run in another process"
+    assert not caps & {"psu_real", "ezsp"}
 
 
 @needs_duis_schema
@@ -278,6 +304,21 @@ def test_gbhil_run_rejects_an_unknown_suite(
     assert gbhil_main(["run", "nope"]) == pytest.ExitCode.USAGE_ERROR
     err = capsys.readouterr().err
     assert "no suite 'nope'" in err and "smoke" in err
+
+
+def test_gbhil_run_passes_the_bus_url_to_the_harness(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gbhil.bus.mqtt import free_port
+
+    (pytester.path / "hil_tests").mkdir()
+    (pytester.path / "hil_tests" / "test_smoke.py").write_text("def test_x(rig):\n    pass\n")
+    url = f"mqtt://127.0.0.1:{free_port('127.0.0.1')}"  # nothing listens there
+    rig = str(ROOT / "rigs" / "mqtt-example.toml")
+
+    status = gbhil_main(["run", "--rig", rig, "--bus-url", url, "--report", str(pytester.path)])
+    assert status == pytest.ExitCode.USAGE_ERROR
+    assert f"the MQTT broker at {url} is not reachable" in capsys.readouterr().err
 
 
 def test_virtual_durations_read_like_clocks() -> None:

@@ -153,14 +153,16 @@ def build_hub_rig(
     *,
     seed: int,
     capture: str | Path | None = None,
+    rig_class: type[SimulatedRig] = SimulatedRig,
 ) -> SimulatedRig:
     """The default rig on the shared real-time ``clock``, with ``remote`` nodes.
 
     The remote devices still exist here as local objects (``rig.esme``...) with the
     same keys; they are not on the HAN: their radios are stand-ins that a
-    :class:`MediumGateway` connects to the broker.
+    :class:`MediumGateway` connects to the broker. ``rig_class`` is a subclass of
+    :class:`SimulatedRig` that owns the bus side (gbhil.bus.split_rig).
     """
-    return SimulatedRig.build(
+    return rig_class.build(
         seed=seed, capture=capture, keystore=rig_keystore(seed), clock=clock, remote=remote
     )
 
@@ -204,6 +206,7 @@ async def start_hub_side(
     remote_devices: Sequence[str],
     capture: str | Path | None = None,
     rpc: BusRpc | None = None,
+    rig_class: type[SimulatedRig] = SimulatedRig,
 ) -> HubSide:
     """Build the rig with ``remote_devices`` hosted elsewhere; serve gateway and trust center.
 
@@ -212,7 +215,7 @@ async def start_hub_side(
     names = check_remote(remote_devices)
     rpc = rpc or BusRpc(bus)
     remote = {n: RemoteNode(rpc, topics, DEVICES[n][0], n) for n in names}
-    rig = build_hub_rig(clock, remote, seed=seed, capture=capture)
+    rig = build_hub_rig(clock, remote, seed=seed, capture=capture, rig_class=rig_class)
     gateway = MediumGateway(
         bus, topics, rig.medium, {DEVICES[n][0]: DEVICE_CHANNELS[n] for n in names}
     )

@@ -73,7 +73,7 @@ from gbhil.han.joining import (
     open_transport_key,
     verify_key_hash,
 )
-from gbhil.han.medium import SimulatedMedium
+from gbhil.han.medium import SimulatedMedium, channel_change_of
 from gbhil.han.pcap import DEFAULT_FRAMING, Framing
 from gbhil.han.transport import (
     ApsFrame,
@@ -460,6 +460,9 @@ class MqttHanTransport(HanTransport):
         if frame.dst_eui64 is not None and frame.dst_eui64 != self.eui64:
             return False
         self._peers[frame.src_eui64] = pc
+        moved_to = channel_change_of(frame)  # the network manager moves the HAN: follow it
+        if moved_to is not None and band_of(moved_to.page) is band_of(pc.page):
+            self._radios[band_of(pc.page)] = moved_to
         self._deliver(frame)
         return True
 

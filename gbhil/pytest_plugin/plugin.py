@@ -6,7 +6,9 @@ test runs on the embedded all-simulated rig (virtual time: a 4-minute outage cos
 milliseconds) and on a real rig.
 
 * ``--rig FILE``: the rig file (default ``rigs/simulated.toml`` when it exists, else the
-  embedded :class:`~gbhil.rigs.simulated.SimulatedRig`).
+  embedded :class:`~gbhil.rigs.simulated.SimulatedRig`), built by
+  :func:`gbhil.rigs.build.build_rig` (embedded, MQTT bus with device-host processes, EZSP).
+* ``--bus-url URL`` / ``--bus-rate RATE``: an MQTT rig's broker and shared-clock rate.
 * ``--gbhil-report DIR``: where artefacts and ``index.html`` go (default ``reports``).
 * Fixtures: ``rig`` (session), ``dcc``, ``clock``, ``han``, ``chf``, ``gpf``, ``esme``,
   ``gsme``, ``ppmid``, ``hht``, ``psu``, and ``gbhil_session`` for harness internals.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import os
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -101,6 +104,8 @@ CAPABILITIES: Mapping[str, str] = MappingProxyType(
         "capture": "a HAN capture (per-test pcap)",
         "mqtt": "devices behind an MQTT bus",
         "ezsp": "an EZSP radio (real or emulated NCP)",
+        "local_devices": "every device simulated in the harness's process (a test may set up "
+        "and read device state directly, e.g. stage a firmware image)",
     }
 )
 #: What the embedded default rig offers: everything but bench hardware and the MQTT bus.
@@ -126,6 +131,12 @@ RESPONSE_TIMEOUT_S = 3600.0
 ALERT_TIMEOUT_S = 600.0
 #: How long mains restoration is left to settle after ``psu.cut`` (alerts go up the WAN).
 RESTORE_SETTLE_S = 120.0
+#: Rig seconds per wall second of an MQTT rig's shared real-time clock under the harness:
+#: a 4-minute outage takes 6 s and every suite about 2.5 minutes. CPU time in any process
+#: (the DCC signing a DUIS alert...) costs rig time at this rate, so timing-bound tests
+#: (a burst of 1-second mains cuts) can miss their budgets on a loaded machine; a lower
+#: ``--bus-rate`` / $GBHIL_BUS_RATE (10) gives them room.
+HARNESS_RATE = 40.0
 #: HTTP status of a request the DCC took (its DUIS answer says what became of it).
 HTTP_OK = 200
 HTTP_TOO_MANY_REQUESTS = 429
@@ -174,72 +185,99 @@ def rig_capabilities(rig: Any) -> frozenset[str]:
         caps.add("psu")
         if not mains.simulated:
             caps.add("psu_real")
-    if rig.bus.kind is BusKind.MQTT:
+    in_process = rig.bus.kind is BusKind.IN_PROCESS
+    if not in_process:
         caps.add("mqtt")
     if any(radio.driver is RadioDriver.EZSP for radio in radios):
         caps.add("ezsp")
+    if in_process and all(d.simulated for d in rig.devices):
+        caps.add("local_devices")  # the device objects are the devices on the HAN
     if radios and all(radio.driver is RadioDriver.SIMULATED for radio in radios):
         caps.add("capture")
-        if all(d.simulated for d in rig.devices) and (mains is None or mains.simulated):
+        # virtual time cannot span processes: an MQTT rig runs on a shared real-time clock
+        if (
+            in_process
+            and all(d.simulated for d in rig.devices)
+            and (mains is None or mains.simulated)
+        ):
             caps.add("virtual_time")
     return frozenset(caps)
 
 
 def embedded_mismatches(rig: Any) -> list[str]:
     """Why the embedded rig cannot stand in for a rig file (empty: it can)."""
-    from gbhil.rigs.rigfile import BusKind, PkiSource, RadioDriver
-    from gbhil.rigs.simulated import DEVICES, PARTIES
+    from gbhil.rigs.build import embedded_mismatches as mismatches
 
-    out: list[str] = []
-    if rig.bus.kind is not BusKind.IN_PROCESS:
-        out.append(f"bus {rig.bus.url}")
-    out += [
-        f"{p.name}: {p.radio.describe()}"
-        for p in rig.places
-        if p.radio.driver is not RadioDriver.SIMULATED
-    ]
-    for device in rig.devices:
-        expected = DEVICES.get(device.role.value)
-        if not device.simulated:
-            out.append(f"real {device.role.value} {device.name!r}")
-        elif expected is None or expected[0] != device.eui:
-            out.append(f"{device.role.value} {device.eui.hex().upper()} is not the embedded one")
-    if rig.pki.source is not PkiSource.GENERATED:
-        out.append(f"PKI from {rig.pki.describe()}")
-    if rig.pki.party_roles != PARTIES:
-        out.append("[pki.parties] differ from the embedded rig's")
-    if rig.mains is not None and not rig.mains.simulated:
-        out.append(f"mains {rig.mains.name!r} is a real instrument")
-    return out
+    return mismatches(rig)
 
 
-def rig_file_spec(path: Path) -> RigSpec:
+@dataclass(frozen=True, slots=True)
+class BusOptions:
+    """``--bus-url`` / ``--bus-rate`` (or $GBHIL_BUS_URL / $GBHIL_BUS_RATE) for MQTT rigs."""
+
+    url: str | None = None
+    rate: float | None = None
+
+    def resolved_rate(self) -> float:
+        """The option, else $GBHIL_BUS_RATE, else :data:`HARNESS_RATE`."""
+        from gbhil.rigs.build import BUS_RATE_ENV, clock_rate
+
+        if self.rate is None and os.environ.get(BUS_RATE_ENV) is None:
+            return HARNESS_RATE
+        return clock_rate(self.rate)
+
+
+def rig_file_spec(path: Path, bus: BusOptions | None = None) -> RigSpec:
     """A rig file (:mod:`gbhil.rigs.rigfile`, labgrid's environment-file idea).
 
-    gbhil builds a rig file by itself when the embedded rig is what it describes (the
-    shipped ``rigs/simulated.toml``); any other rig is refused here, naming the parts
-    there is no builder for, rather than failing in the middle of a run.
+    :func:`gbhil.rigs.build.build_rig` builds it: the embedded rig, an MQTT rig (hub here,
+    meters in device-host processes) or an EZSP rig. What no builder can make, and an MQTT
+    broker that does not answer, stop the run here with a usage error, before any test.
     """
+    from gbhil.rigs.build import (
+        RigBuildError,
+        RigKind,
+        broker_unreachable,
+        build_rig,
+        rig_kind,
+        unbuildable,
+    )
     from gbhil.rigs.rigfile import RigFileError, load_rig
-    from gbhil.rigs.simulated import SimulatedRig
 
+    bus = bus or BusOptions()
     try:
         rig = load_rig(path)
     except (RigFileError, OSError) as exc:
         raise pytest.UsageError(f"--rig {path}: {exc}") from None
-    mismatches = embedded_mismatches(rig)
-    if mismatches:
+    problems = unbuildable(rig)
+    if problems:
         raise pytest.UsageError(
-            f"--rig {path}: the harness cannot build rig {rig.name!r} yet; it differs from "
-            f"the embedded simulated rig in: {'; '.join(mismatches)}"
+            f"--rig {path}: the harness cannot build rig {rig.name!r}: {'; '.join(problems)}"
         )
-    seed = rig.pki.seed
+    kind = rig_kind(rig)
+    rate: float | None = None
+    if kind is RigKind.MQTT:
+        try:
+            rate = bus.resolved_rate()
+            down = broker_unreachable(rig, bus.url)
+        except RigBuildError as exc:
+            raise pytest.UsageError(f"--rig {path}: {exc}") from None
+        if down is not None:
+            raise pytest.UsageError(
+                f"--rig {path}: {down}; start it, or point the run at another broker with "
+                "--bus-url / $GBHIL_BUS_URL"
+            )
     return RigSpec(
-        rig.name, display_path(path), rig_capabilities(rig), lambda: SimulatedRig.build(seed=seed)
+        rig.name,
+        display_path(path),
+        rig_capabilities(rig),
+        lambda: build_rig(path, bus_url=bus.url, rate=rate),
     )
 
 
-def resolve_rig(option: str | None, invocation_dir: Path, rootdir: Path) -> RigSpec:
+def resolve_rig(
+    option: str | None, invocation_dir: Path, rootdir: Path, bus: BusOptions | None = None
+) -> RigSpec:
     """``--rig FILE``, else ``rigs/simulated.toml`` when present, else the embedded rig."""
     if option:
         path = Path(option)
@@ -247,11 +285,11 @@ def resolve_rig(option: str | None, invocation_dir: Path, rootdir: Path) -> RigS
             path = invocation_dir / path
         if not path.is_file():
             raise pytest.UsageError(f"--rig {option}: no such rig file")
-        return rig_file_spec(path)
+        return rig_file_spec(path, bus)
     for base in (invocation_dir, rootdir):
         candidate = base / DEFAULT_RIG_FILE
         if candidate.is_file():
-            return rig_file_spec(candidate)
+            return rig_file_spec(candidate, bus)
     return embedded_rig_spec()
 
 
@@ -917,6 +955,9 @@ class HilSession:
         report = Path(option) if option is not None else DEFAULT_REPORT_DIR
         self.report_dir = report if report.is_absolute() else invocation / report
         self._rig_option: str | None = config.getoption("gbhil_rig")
+        self._bus = BusOptions(
+            config.getoption("gbhil_bus_url"), config.getoption("gbhil_bus_rate")
+        )
         self._spec: RigSpec | None = None
         self._rig: Any = None
         self._dcc: DccClient | None = None
@@ -931,7 +972,10 @@ class HilSession:
     def spec(self) -> RigSpec:
         if self._spec is None:
             self._spec = resolve_rig(
-                self._rig_option, self.config.invocation_params.dir, self.config.rootpath
+                self._rig_option,
+                self.config.invocation_params.dir,
+                self.config.rootpath,
+                self._bus,
             )
         return self._spec
 
@@ -940,7 +984,11 @@ class HilSession:
         """The rig, built, started (devices joined) and wired on first use."""
         if self._rig is None:
             rig = self.spec.factory()
-            rig.run(rig.start())
+            try:
+                rig.run(rig.start())
+            except BaseException:
+                rig.close()  # a rig with device-host processes must not leave them behind
+                raise
             # the harness owns the rig's WAN side: transcript first, then the DCC
             rig.on_wan, rig.on_power = self._on_wan, self._on_power
             self._rig = rig
@@ -1032,6 +1080,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
         default=None,
         help=f"rig file (default: {DEFAULT_RIG_FILE} if present, else the embedded rig)",
+    )
+    group.addoption(
+        "--bus-url",
+        dest="gbhil_bus_url",
+        metavar="URL",
+        default=None,
+        help="MQTT rigs: the broker to use instead of the rig file's [bus] url "
+        "(mqtt://host:port; default $GBHIL_BUS_URL)",
+    )
+    group.addoption(
+        "--bus-rate",
+        dest="gbhil_bus_rate",
+        metavar="RATE",
+        type=float,
+        default=None,
+        help="MQTT rigs: rig seconds per wall second of the shared clock "
+        f"(default $GBHIL_BUS_RATE, else {HARNESS_RATE:g})",
     )
     group.addoption(
         "--gbhil-report",
@@ -1156,6 +1221,12 @@ def _gbhil_test(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     finally:
         hil.end_test(request.node, artefacts)
+
+
+@pytest.fixture(scope="session")
+def capabilities(gbhil_session: HilSession) -> frozenset[str]:
+    """What the rig of ``--rig`` offers (``needs`` markers skip on these; fixtures may adapt)."""
+    return gbhil_session.spec.capabilities
 
 
 @pytest.fixture(scope="session")
