@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     rig_cli.register(sub)
     cli_dcc.register(sub)
     cli_run.register(sub)
+    __import__("gbhil.cli_firmware", fromlist=["register"]).register(sub)
     return parser
 
 

@@ -1,29 +1,43 @@
-"""Firmware suite: SR 11.3 activation (CS06) on the ESME and the SR 11.2 read-back.
+"""Firmware suite: SR 11.1 / 11.4 distribution over the HAN, 11.3 activation, 11.2 read.
 
-The image is staged on the ESME with ``gbhil.devices.firmware.slots(esme).stage(...)``
-(what a completed OTA over the HAN leaves behind), then activated with the critical 11.3
-(CV 4 pre-command, signed by the supplier, CV 5). The version read back with 11.2 is
-checked by the DCC against the SMI and the CPL (seed 004 table 41: N49 / N50 / N51).
-The ESME's firmware slots are put back after every test.
+The first tests stage an image straight into the ESME's spare slot (what a completed OTA
+leaves behind) and activate it with the critical 11.3 (CV 4 pre-command, signed by the
+supplier, CV 5); the version read back with 11.2 is checked by the DCC against the SMI and
+the CPL (seed 004 table 41: N49 / N50 / N51).
+
+The distribution tests build and sign real GBCS OTA images with :mod:`gbhil.firmware`, list
+them on the CPL, and send them with SR 11.1 (ESME, GSME) or SR 11.4 (the rig's SMETS2
+PPMID): the DCC checks them, the CHF offers them on the HAN and the devices pull them
+block by block, across a mains cut. The negatives assert the DCC alerts N18-N21 of seed 004
+5.9.3 and the W110101 warning that keeps SMETS2 PPMIDs out of 11.1 (seed 004 CR1045).
+Every device's firmware slots, its SMI record and the CHF's offered images are put back
+after every test.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from lxml import etree
 
 from gbhil.dcc.cpl import CplEntry, CplStatus, DeviceModel
+from gbhil.dcc.inventory import DeviceStatus, DeviceType, NewDevice
 from gbhil.devices import firmware
 from gbhil.devices.core import Device
 from gbhil.devices.trust import Role
 from gbhil.duis.codes import ACKNOWLEDGED
 from gbhil.duis.model import format_eui
-from gbhil.pytest_plugin import srv, usecase
+from gbhil.firmware import FirmwareManifest, ImageSpec, build_image, decode_image
+from gbhil.han.network import DEFAULT_IMAGE_TYPE, DEFAULT_MANUFACTURER_CODE
+from gbhil.pytest_plugin import needs, srv, usecase
 from gbhil.pytest_plugin.plugin import DccClient, Submission, VirtualClock
+from gbhil.rigs.simulated import PARTIES
 
 #: CS06 response codes (GBCS): success, no staged image, hash mismatch.
 ACTIVATED = 0
@@ -42,17 +56,36 @@ VERSION_N49 = "01000104"
 VERSION_N50 = "01000105"
 VERSION_N51 = "01000106"
 VERSION_MISMATCH = "01000107"
+#: White-box tests stage images or read slots in the device objects themselves.
+LOCAL = "local_devices"
 
 
 @pytest.fixture(autouse=True)
-def _restore_esme_firmware(dcc: DccClient, esme: Device) -> Iterator[None]:
-    """Later tests see the ESME and its SMI record as they were."""
-    fw = firmware.slots(esme)
-    saved = (fw.running_version, fw.running_hash, fw.staged_version, fw.staged_hash)
-    smi = _smi_version(dcc, esme)
+def _restore_firmware(dcc: DccClient, rig: Any, capabilities: frozenset[str]
+                      ) -> Iterator[None]:
+    """Later tests see the devices, their SMI records and the CHF's OTA server as they were.
+
+    Device slots are only reset where the device objects are the devices on the HAN."""
+    if LOCAL not in capabilities:
+        images = list(rig.hub.ota.images)
+        yield
+        rig.hub.ota.images[:] = images
+        return
+    devices = (rig.esme, rig.gsme, rig.ppmid)
+    saved = {d.eui: dataclasses.replace(firmware.slots(d)) for d in devices}
+    smi = {d.eui: dcc.inventory.get(format_eui(d.eui)).firmware_version for d in devices}
+    images = list(rig.hub.ota.images)
+    gsme_checks = rig.nodes["gsme"].check_firmware
     yield
-    fw.running_version, fw.running_hash, fw.staged_version, fw.staged_hash = saved
-    dcc.inventory.update_details(format_eui(esme.eui), firmware_version=smi)
+    rig.hub.ota.images[:] = images
+    rig.nodes["gsme"].check_firmware = gsme_checks
+    for device in devices:
+        fw, old = firmware.slots(device), saved[device.eui]
+        fw.running_version, fw.running_hash = old.running_version, old.running_hash
+        fw.staged_version, fw.staged_hash = old.staged_version, old.staged_hash
+        if smi[device.eui] is not None:
+            dcc.inventory.update_details(format_eui(device.eui),
+                                         firmware_version=smi[device.eui])
 
 
 def _stage(esme: Device, version: str) -> bytes:
@@ -105,6 +138,7 @@ def _smi_version(dcc: DccClient, esme: Device) -> str:
 
 
 @usecase("CS06", "ECS52")
+@needs(LOCAL)
 @srv("11.3", "11.2")
 def test_immediate_activation_runs_the_staged_image(dcc: DccClient, esme: Device) -> None:
     image_hash = _stage(esme, VERSION_IMMEDIATE)
@@ -120,6 +154,7 @@ def test_immediate_activation_runs_the_staged_image(dcc: DccClient, esme: Device
 
 
 @usecase("CS06")
+@needs(LOCAL)
 @srv("11.3")
 def test_future_dated_activation_raises_8f66_when_due(
     dcc: DccClient, esme: Device, clock: VirtualClock
@@ -142,6 +177,7 @@ def test_future_dated_activation_raises_8f66_when_due(
 
 
 @usecase("CS06")
+@needs(LOCAL)
 @srv("11.3")
 def test_activation_with_the_wrong_hash_is_refused_with_hash_mismatch(
     dcc: DccClient, esme: Device
@@ -158,6 +194,7 @@ def test_activation_with_the_wrong_hash_is_refused_with_hash_mismatch(
 
 
 @usecase("CS06", "ECS52")
+@needs(LOCAL)
 @srv("11.3", "11.2")
 def test_version_read_by_another_user_raises_n49_to_the_supplier(
     dcc: DccClient, esme: Device
@@ -174,6 +211,7 @@ def test_version_read_by_another_user_raises_n49_to_the_supplier(
 
 
 @usecase("CS06", "ECS52")
+@needs(LOCAL)
 @srv("11.3", "11.2")
 def test_version_removed_from_the_cpl_raises_n50(dcc: DccClient, esme: Device) -> None:
     """Negative: the activated version's CPL entry is Removed -> N50, SMI updated."""
@@ -189,6 +227,7 @@ def test_version_removed_from_the_cpl_raises_n50(dcc: DccClient, esme: Device) -
 
 
 @usecase("CS06", "ECS52")
+@needs(LOCAL)
 @srv("11.3", "11.2")
 def test_version_not_on_the_cpl_raises_n51(dcc: DccClient, esme: Device) -> None:
     """Negative: a version the CPL does not list -> N51; the SMI keeps the old one."""
@@ -201,3 +240,303 @@ def test_version_not_on_the_cpl_raises_n51(dcc: DccClient, esme: Device) -> None
     dcc.await_alerts(code=N51, user=Role.SUPPLIER)
     assert _smi_version(dcc, esme) == old
     assert not [a for a in dcc.alerts if a.code in (N49, N50)]
+
+
+# --- SR 11.1 / 11.4 distribution over the HAN ------------------------------------------------
+
+#: DCC alerts of seed 004 5.9.3 (table 41) on a failed distribution.
+N18, N19, N20, N21 = "N18", "N19", "N20", "N21"
+#: The SR 11.1 / 11.4 warning listing Devices the DSP did not pass on (XSD, seed 004).
+UPDATE_FIRMWARE_WARNING = "W110101"
+CLUSTER_OTA = 0x0019
+#: Manufacturer images: small enough for a quick transfer, many 64-octet blocks.
+PAYLOAD_OCTETS = 2048
+#: Above the CSP's per-hub limit (gbhil.firmware.distribution, 1 MiB [assumption]).
+TOO_LARGE_OCTETS = 1024 * 1024 + 1
+#: Blocks the ESME gets before the mains goes off in the power-cut test.
+BLOCKS_BEFORE_CUT = 10
+OUTAGE_S = 60.0
+#: A Device in the SMI that no Comms Hub of the rig serves (N19).
+UNREACHABLE_ESME = "00-DB-12-34-56-78-90-B0"
+
+VERSION_OTA_ESME = "01000201"
+VERSION_OTA_GSME = "01000202"
+VERSION_OTA_PPMID = "01000203"
+VERSION_POWER_CUT = "01000204"
+VERSION_N18 = "01000205"
+VERSION_N19 = "01000206"
+VERSION_N20 = "01000207"
+VERSION_N21 = "01000208"
+VERSION_SMETS2_PPMID = "01000209"
+
+
+def _payload(name: str, version: str, octets: int = PAYLOAD_OCTETS) -> bytes:
+    seed = f"gbhil {name} manufacturer image {version} ".encode()
+    return (seed * (octets // len(seed) + 1))[:octets]
+
+
+def _image(dcc: DccClient, rig: Any, device: Device, version: str, *, signed: bool = True,
+           payload: bytes | None = None) -> tuple[bytes, FirmwareManifest]:
+    """A GBCS OTA image for ``device`` built (and signed by the supplier) with gbhil.firmware."""
+    spec = ImageSpec(DEFAULT_MANUFACTURER_CODE, DEFAULT_IMAGE_TYPE, int(version, 16),
+                     b"gbhil hil test image")
+    signer = rig.keystore.ds_private(PARTIES[Role.SUPPLIER]) if signed else None
+    data = build_image(payload or _payload(type(device).__name__, version), spec,
+                       signer=signer, max_octets=len(payload or b"") + 4096)
+    smi = dcc.inventory.get(format_eui(device.eui))
+    manifest = FirmwareManifest.for_image(
+        decode_image(data, signed=signed, max_octets=len(data)), len(data),
+        device_type=smi.device_type, manufacturer=smi.manufacturer, model=smi.model,
+        hardware_version=smi.hardware_version, gbcs_versions=("4.0",))
+    return data, manifest
+
+
+def _update(dcc: DccClient, image: bytes, version: str, targets: list[str],
+            srv: str = "11.1") -> Submission:
+    element = "UpdateFirmware" if srv == "11.1" else "UpdatePPMIDFirmware"
+    body = (f"<sr:{element}><sr:FirmwareImage>{base64.b64encode(image).decode()}"
+            f"</sr:FirmwareImage><sr:FirmwareVersion>{version}</sr:FirmwareVersion>"
+            f"<sr:DeviceIDList>{','.join(targets)}</sr:DeviceIDList></sr:{element}>")
+    return dcc.submit(dcc.request(srv, PARTIES[Role.ACB], body=body, cv=8))
+
+
+def _ack_code(submission: Submission) -> str:
+    return str(submission.await_ack().header.response_code)
+
+
+def _warning_lists(submission: Submission) -> dict[str, list[str]]:
+    """The DSPUpdate(PPMID)FirmwareWarning lists of the synchronous answer."""
+    xml = etree.fromstring(submission.await_ack().to_xml())
+    found: dict[str, list[str]] = {}
+    for element in xml.iter():
+        name = etree.QName(element).localname
+        if name.endswith("List") and element.text:
+            found[name] = element.text.split(",")
+    return found
+
+
+def _failure(alert: Any) -> tuple[str, list[str]]:
+    """UpdateFirmwareRequestID and MeterIDs of a FirmwareDistributionFailure alert."""
+    xml = etree.fromstring(alert.response.to_xml())
+    text = {etree.QName(e).localname: e.text for e in xml.iter()}
+    assert "FirmwareDistributionFailure" in text
+    return str(text["UpdateFirmwareRequestID"]), str(text["MeterIDs"]).split(",")
+
+
+def _eui(device: Device) -> str:
+    return format_eui(device.eui)
+
+
+def _offered(rig: Any, version: str) -> bool:
+    return any(i.header.file_version == int(version, 16) for i in rig.hub.ota.images)
+
+
+def _activate_and_read(dcc: DccClient, device: Device, manifest: FirmwareManifest) -> None:
+    """11.3 with the image's hash runs it; the CS06 outcome reports the new version."""
+    outcome = _outcome(dcc, _activate(dcc, device, manifest.image_hash))
+    assert outcome["responseCode"] == ACTIVATED
+    assert str(outcome["firmwareVersion"]).upper() == manifest.firmware_version
+
+
+@usecase("CS06", "ECS52")
+@needs(LOCAL)
+@srv("11.1", "11.3", "11.2")
+def test_update_firmware_reaches_the_esme_over_the_han_and_activates(
+    dcc: DccClient, rig: Any, esme: Device, clock: VirtualClock
+) -> None:
+    image, manifest = _image(dcc, rig, esme, VERSION_OTA_ESME)
+    dcc.emulator.cpl.add(manifest.cpl_entry())
+
+    submission = _update(dcc, image, VERSION_OTA_ESME, [_eui(esme)])
+
+    assert _ack_code(submission) == ACKNOWLEDGED
+    clock.sleep(300)
+    assert firmware.slots(esme).staged_hash == manifest.image_hash, "pulled by OTA and staged"
+    progress = rig.hub.ota.progress[(esme.eui, int(VERSION_OTA_ESME, 16))]
+    assert progress.octets == len(image), "every octet came over the HAN from the CHF"
+    assert not dcc.watch_alerts(1, code=N18) and not dcc.watch_alerts(1, code=N21)
+    _activate_and_read(dcc, esme, manifest)
+    assert _read_version(dcc, esme) == VERSION_OTA_ESME
+    assert _smi_version(dcc, esme) == VERSION_OTA_ESME, "Current on the CPL: SMI updated"
+
+
+@usecase("CS06")
+@needs(LOCAL)
+@srv("11.1", "11.3")
+def test_update_firmware_reaches_the_sleepy_gsme_at_its_wake(
+    dcc: DccClient, rig: Any, gsme: Device, clock: VirtualClock
+) -> None:
+    image, manifest = _image(dcc, rig, gsme, VERSION_OTA_GSME)
+    dcc.emulator.cpl.add(manifest.cpl_entry())
+
+    assert _ack_code(_update(dcc, image, VERSION_OTA_GSME, [_eui(gsme)])) == ACKNOWLEDGED
+    clock.sleep(3600)
+
+    assert firmware.slots(gsme).staged_hash == manifest.image_hash
+    _activate_and_read(dcc, gsme, manifest)
+    assert firmware.slots(gsme).running_version.hex().upper() == VERSION_OTA_GSME
+
+
+@usecase("CS06", "CS08")
+@needs(LOCAL)
+@srv("11.4", "11.3", "11.2")
+def test_update_ppmid_firmware_reaches_the_smets2_ppmid_without_n49_n51(
+    dcc: DccClient, rig: Any, ppmid: Device, clock: VirtualClock
+) -> None:
+    """SR 11.4 carries the unsigned PPMID image; N49-N51 are for SMETS1 PPMIDs only
+    (seed 004 CR1045), so the SMETS2 PPMID's new version raises none of them."""
+    image, manifest = _image(dcc, rig, ppmid, VERSION_OTA_PPMID, signed=False)
+    dcc.emulator.cpl.add(manifest.cpl_entry())
+    smi_before = dcc.inventory.get(_eui(ppmid)).firmware_version
+
+    assert _ack_code(_update(dcc, image, VERSION_OTA_PPMID, [_eui(ppmid)], "11.4")) == (
+        ACKNOWLEDGED)
+    clock.sleep(300)
+
+    assert firmware.slots(ppmid).staged_hash == manifest.image_hash
+    _activate_and_read(dcc, ppmid, manifest)
+    assert firmware.slots(ppmid).running_version.hex().upper() == VERSION_OTA_PPMID
+    assert not [a for a in dcc.watch_alerts(60) if a.code in (N49, N50, N51)]
+    assert dcc.inventory.get(_eui(ppmid)).firmware_version == smi_before
+
+
+@usecase("CS06")
+@needs(LOCAL)
+@srv("11.1")
+def test_update_firmware_rejects_the_smets2_ppmid_with_w110101(
+    dcc: DccClient, rig: Any, esme: Device, ppmid: Device, clock: VirtualClock
+) -> None:
+    """Seed 004 CR1045: 11.1 serves SMETS1 PPMIDs and keeps rejecting SMETS2 ones; the
+    other Devices of the list still get the image."""
+    image, manifest = _image(dcc, rig, esme, VERSION_SMETS2_PPMID)
+    dcc.emulator.cpl.add(manifest.cpl_entry())
+
+    submission = _update(dcc, image, VERSION_SMETS2_PPMID, [_eui(esme), _eui(ppmid)])
+
+    assert _ack_code(submission) == UPDATE_FIRMWARE_WARNING
+    assert _warning_lists(submission) == {"InvalidDeviceIDList": [_eui(ppmid)]}
+    clock.sleep(300)
+    assert firmware.slots(esme).staged_hash == manifest.image_hash
+    assert firmware.slots(ppmid).staged_hash != manifest.image_hash
+
+
+@usecase("CS06", "ECS52")
+@needs(LOCAL)
+@srv("11.1", "11.3", "11.2")
+def test_mains_cut_mid_transfer_resumes_where_it_stopped(
+    dcc: DccClient, rig: Any, han: Any, psu: Any, esme: Device, clock: VirtualClock
+) -> None:
+    image, manifest = _image(dcc, rig, esme, VERSION_POWER_CUT,
+                             payload=_payload("ESME", VERSION_POWER_CUT, 4 * PAYLOAD_OCTETS))
+    dcc.emulator.cpl.add(manifest.cpl_entry())
+    node = rig.nodes["esme"]
+    key = (esme.eui, int(VERSION_POWER_CUT, 16))
+    state: dict[str, int] = {}
+
+    def cut_mid_transfer(captured: Any) -> None:
+        frame = captured.frame
+        progress = rig.hub.ota.progress.get(key)
+        if ("offset" in state or frame.cluster_id != CLUSTER_OTA
+                or progress is None or progress.blocks < BLOCKS_BEFORE_CUT):
+            return
+        psu.supply.set_output(False)  # the block on air is lost with the power
+        state["offset"] = node.ota.download.offset
+
+    remove_tap = han.medium.add_tap(cut_mid_transfer)
+    first_request = len(node.ota.block_requests)
+    try:
+        assert _ack_code(_update(dcc, image, VERSION_POWER_CUT, [_eui(esme)])) == ACKNOWLEDGED
+        clock.sleep(300)
+    finally:
+        remove_tap()
+    assert not psu.is_on
+    kept = state["offset"]
+    assert 0 < kept < len(image)
+    assert firmware.slots(esme).staged_hash != manifest.image_hash, "nothing staged yet"
+
+    clock.sleep(OUTAGE_S)
+    psu.on()
+    clock.sleep(300)
+
+    assert firmware.slots(esme).staged_hash == manifest.image_hash
+    offsets = node.ota.block_requests[first_request:]
+    assert offsets.count(0) == 1, "resumed: the start of the file was asked for once"
+    assert kept in offsets[offsets.index(kept):], "the first request after power-on"
+    _activate_and_read(dcc, esme, manifest)
+    assert _read_version(dcc, esme) == VERSION_POWER_CUT
+
+
+def _rejected(dcc: DccClient, rig: Any, submission: Submission, code: str,
+              device_ids: list[str], version: str, esme: Device) -> None:
+    """The DSP passed it on (I99), the CSP raised ``code`` naming the Devices, and no
+    image was offered on the HAN."""
+    assert _ack_code(submission) == ACKNOWLEDGED
+    [alert] = dcc.await_alerts(code=code, user=Role.SUPPLIER)
+    request_id, meters = _failure(alert)
+    assert request_id == str(submission.request_id)
+    assert meters == device_ids
+    assert not _offered(rig, version)
+
+
+@usecase("CS06")
+@srv("11.1")
+def test_image_not_matching_the_cpl_hash_raises_n18(
+    dcc: DccClient, rig: Any, esme: Device
+) -> None:
+    """Negative: the CPL lists another image under that version -> N18."""
+    _, listed = _image(dcc, rig, esme, VERSION_N18)
+    dcc.emulator.cpl.add(listed.cpl_entry())
+    image, _ = _image(dcc, rig, esme, VERSION_N18,
+                      payload=_payload("tampered ESME", VERSION_N18))
+
+    submission = _update(dcc, image, VERSION_N18, [_eui(esme)])
+
+    _rejected(dcc, rig, submission, N18, [_eui(esme)], VERSION_N18, esme)
+
+
+@usecase("CS06")
+@srv("11.1")
+def test_device_no_comms_hub_serves_raises_n19(
+    dcc: DccClient, rig: Any, esme: Device
+) -> None:
+    """Negative: an ESME in the SMI (Commissioned, the supplier's) linked to no Comms Hub."""
+    smi = dcc.inventory.get(_eui(esme))
+    dcc.inventory.add_device(NewDevice(UNREACHABLE_ESME, DeviceType.ESME, smi.manufacturer,
+                                       smi.model, smi.hardware_version, smi.firmware_version),
+                             status=DeviceStatus.COMMISSIONED)
+    dcc.inventory.set_party(UNREACHABLE_ESME, "IS", dcc.user_eui(Role.SUPPLIER))
+    try:
+        image, manifest = _image(dcc, rig, esme, VERSION_N19)
+        dcc.emulator.cpl.add(manifest.cpl_entry())
+
+        submission = _update(dcc, image, VERSION_N19, [UNREACHABLE_ESME])
+
+        _rejected(dcc, rig, submission, N19, [UNREACHABLE_ESME], VERSION_N19, esme)
+    finally:
+        dcc.inventory.delete(UNREACHABLE_ESME)
+
+
+@usecase("CS06")
+@srv("11.1")
+def test_image_too_large_for_the_csp_raises_n20(
+    dcc: DccClient, rig: Any, esme: Device
+) -> None:
+    payload = _payload("ESME", VERSION_N20, TOO_LARGE_OCTETS)
+    image, manifest = _image(dcc, rig, esme, VERSION_N20, payload=payload)
+    dcc.emulator.cpl.add(manifest.cpl_entry())
+
+    submission = _update(dcc, image, VERSION_N20, [_eui(esme)])
+
+    _rejected(dcc, rig, submission, N20, [_eui(esme)], VERSION_N20, esme)
+
+
+@usecase("CS06")
+@srv("11.1")
+def test_version_the_cpl_does_not_list_raises_n21(
+    dcc: DccClient, rig: Any, esme: Device
+) -> None:
+    image, _ = _image(dcc, rig, esme, VERSION_N21)  # never listed
+
+    submission = _update(dcc, image, VERSION_N21, [_eui(esme)])
+
+    _rejected(dcc, rig, submission, N21, [_eui(esme)], VERSION_N21, esme)
