@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from gbhil.devices import firmware
 from gbhil.devices.core import Device
@@ -20,12 +22,17 @@ from gbhil.duis.codes import ACKNOWLEDGED
 from gbhil.duis.model import DCC_EUI, format_eui
 from gbhil.gbcs.frame import Cra
 from gbhil.gbcs.message import decode_message
-from gbhil.pytest_plugin import srv, usecase
+from gbhil.pytest_plugin import needs, srv, usecase
 from gbhil.pytest_plugin.plugin import DccClient, Hht, Submission, VirtualClock
+from gbhil.smki.pki import key_identifier
 
 SUCCESS = "I0"
 #: Local delivery asked by a role that may not (DUIS).
 LOCAL_DELIVERY_NOT_ALLOWED = "E17"
+#: The User Role may not send this Service Reference Variant.
+ROLE_NOT_ELIGIBLE = "E2"
+#: The Command Variant is not one the SRV allows (DUIS; the XSD comments list them).
+WRONG_COMMAND_VARIANT = "E12"
 #: SR 8.13 (gbhil stand-ins): unknown original request / not GBCS / answers another command.
 UNKNOWN_ORIGINAL = "E081301"
 NOT_A_GBCS_RESPONSE = "E081302"
@@ -135,6 +142,7 @@ def _restore_esme_firmware(dcc: DccClient, esme: Device) -> Iterator[None]:
 
 @usecase("CS06")
 @srv("11.3", "8.13")
+@needs("local_devices")  # stages the image in the ESME object
 @pytest.mark.usefixtures("_restore_esme_firmware")
 def test_critical_activation_signed_then_delivered_locally_cv6(
     dcc: DccClient, hht: Hht, esme: Device
@@ -186,3 +194,102 @@ def test_8_13_errors_for_unknown_undecodable_and_mismatched_responses(
     assert _return_local(dcc, first, b"not GBCS") == NOT_A_GBCS_RESPONSE
     assert _return_local(dcc, other, response) == RESPONSE_MISMATCH
     assert _return_local(dcc, first, response) == ACKNOWLEDGED
+
+
+# --- seed 002: 6.15.1 and 6.21 responses returned with 8.13 (Organisation Certificates) -------
+
+#: GBCS Remote Party Role of the supplier's trust anchor cells.
+SUPPLIER_ROLE = 2
+#: CS02b replacement status "success".
+REPLACED = 0
+
+
+def _krp_body(element: str, rig: Any, user_eui: str, *, wrapped: bool) -> str:
+    """The supplier's own certificates as the replacement (the device keeps working)."""
+    eui = bytes.fromhex(user_eui.replace("-", ""))
+    certs = ""
+    for name, usage, top_up in (("DigitalSigningCertificate", "ds", False),
+                                ("KeyAgreementCertificate", "ka", False),
+                                ("KeyAgreementTopUpCertificate", "ka", True)):
+        cert = rig.keystore.certificate(eui, usage, prepayment=top_up)
+        if cert is not None:
+            der = base64.b64encode(cert.public_bytes(Encoding.DER)).decode()
+            certs += f"<sr:{name}>{der}</sr:{name}>"
+    if wrapped:
+        wrapper = "SupplierOrNetworkOperatorCertificates"
+        certs = f"<sr:{wrapper}>{certs}</sr:{wrapper}>"
+    path = base64.b64encode(
+        rig.keystore.certificate(eui, "ds").public_bytes(Encoding.DER)).decode()
+    return (f"<sr:{element}><sr:RemotePartyRole>Supplier</sr:RemotePartyRole>"
+            "<sr:RemotePartyFloorSeqNumber>0</sr:RemotePartyFloorSeqNumber>"
+            f"<sr:ReplacementCertificates>{certs}</sr:ReplacementCertificates>"
+            f"<sr:CertificationPathCertificates><sr:Certificate>{path}</sr:Certificate>"
+            "</sr:CertificationPathCertificates>"
+            "<sr:ApplyTimeBasedCPVChecks>false</sr:ApplyTimeBasedCPVChecks>"
+            f"</sr:{element}>")
+
+
+def _key_id(rig: Any, user_eui: str, usage: str, top_up: bool = False) -> str:
+    eui = bytes.fromhex(user_eui.replace("-", ""))
+    return key_identifier(rig.keystore.certificate(eui, usage, prepayment=top_up)
+                          .public_key()).hex().upper()
+
+
+@usecase("CS02b")
+@srv("6.15.1", "6.21", "8.13")
+@pytest.mark.parametrize(("srv_", "element", "wrapped"), [
+    ("6.15.1", "UpdateSecurityCredentialsKRP", True),
+    ("6.21", "RequestHandoverOfDCCControlledDevice", False),
+], ids=["6.15.1", "6.21"])
+def test_credentials_response_returned_with_8_13_updates_certificate_tracking(
+    dcc: DccClient, hht: Hht, esme: Device, rig: Any, srv_: str, element: str, wrapped: bool
+) -> None:
+    """Seed 002: the DCC tracks the Organisation Certificates on a device from the 6.15.1 /
+    6.21 responses that come back through 8.13 after local delivery."""
+    supplier = dcc.user_eui("supplier")
+    device = format_eui(esme.eui)
+    before = {(h.role, h.usage): h for h in dcc.processor.org_certificates.held(device)
+              if h.service == srv_}
+    assert not before, "nothing tracked for this service yet"
+    body = _krp_body(element, rig, supplier, wrapped=wrapped)
+    if srv_ == "6.15.1":  # critical: CV 4 pre-command, signed by the User, back as CV 6
+        pre = dcc.submit(dcc.request(srv_, esme, body=body, cv=4))
+        assert pre.pre_command is not None
+        signed = dcc.submit_signed(pre, cv=6)
+    else:  # 6.21 is CV 1-3: CV 2 returns the command for local delivery
+        signed = dcc.submit(dcc.request(srv_, esme, body=body, cv=2))
+    assert signed.await_ack().header.response_code == SUCCESS
+    assert signed.local_command is not None and signed.command is None
+    response = _deliver(hht, signed, esme)
+    outcomes = dcc.describe(response)["payload"]["executionOutcome"]["replacementOutcomes"]
+    assert {o["statusCode"] for o in outcomes} == {REPLACED}
+    assert not [h for h in dcc.processor.org_certificates.held(device) if h.service == srv_], \
+        "not tracked before the User returns the response"
+
+    assert _return_local(dcc, signed, response) == ACKNOWLEDGED
+
+    held = {(h.role, h.usage): h for h in dcc.processor.org_certificates.held(device)
+            if h.service == srv_}
+    assert held[(SUPPLIER_ROLE, "DS")].key_id == _key_id(rig, supplier, "ds")
+    assert held[(SUPPLIER_ROLE, "KA")].key_id == _key_id(rig, supplier, "ka")
+    assert all(h.local and h.subject_id == supplier for h in held.values())
+    assert len(held) == len(outcomes)
+    assert _return_local(dcc, signed, response) == UNKNOWN_ORIGINAL, "processed once"
+
+
+@usecase("CS02b")
+@srv("6.15.1", "6.21")
+def test_credentials_local_delivery_refusals(dcc: DccClient, esme: Device, rig: Any) -> None:
+    """Negative: 6.15.1 is critical, so CV 2 is the wrong variant (E12, the XSD's CV list);
+    6.21 is for IS/GS only (E2 for another role). Both roles it allows may ask for local
+    delivery, so E17 cannot arise for 6.21 (it is covered with 11.2 above)."""
+    krp = _krp_body("UpdateSecurityCredentialsKRP", rig, dcc.user_eui("supplier"), wrapped=True)
+    handover = _krp_body("RequestHandoverOfDCCControlledDevice", rig, dcc.user_eui("supplier"),
+                         wrapped=False)
+
+    wrong_variant = dcc.submit(dcc.request("6.15.1", esme, body=krp, cv=2))
+    other = dcc.submit(dcc.request("6.21", esme, body=handover, cv=2, user="other_user"))
+
+    assert wrong_variant.await_ack().header.response_code == WRONG_COMMAND_VARIANT
+    assert other.await_ack().header.response_code == ROLE_NOT_ELIGIBLE
+    assert wrong_variant.local_command is None and other.local_command is None

@@ -149,3 +149,45 @@ def test_han_duty_cycle_and_channel_alerts(rig) -> None:  # type: ignore[no-unty
         verify_mac(ctx, decode_message(a).frame) is Check.VERIFIED
         for a in (limited, changed, other)
     )
+
+
+def _subghz_config(masks: tuple[int, int, int, int]) -> Structure:
+    from gbhil.gbcs.axdr import BitString, Uint8
+
+    numbers = (Uint16(130), Uint16(220), Uint8(5), Uint16(7), Uint8(7), Uint8(12),
+               Uint16(6000), Uint8(130), Uint16(100), Uint16(4000), Uint16(3000))
+    return Structure((*(BitString(32, m.to_bytes(4, "big")) for m in masks), *numbers))
+
+
+def test_dbch04_masks_decide_where_the_sub_ghz_radio_goes(rig) -> None:  # type: ignore[no-untyped-def]
+    from gbhil.devices.chf import SUBGHZ_CONFIG, SUBGHZ_OPERATING_CHANNEL
+    from gbhil.gbcs.axdr import BitString
+    from gbhil.han.channels import ChannelMask, PageChannel
+
+    chf, ctx = rig
+    here = PageChannel(28, 5)
+    assert chf.take_subghz_retune(here) is None, "no new configuration: stay"
+    masks = (
+        ChannelMask.of(28, [3, 1]).encode(),
+        0xE800_0000,  # page 29: no channel selected (unused)
+        ChannelMask.of(30, [40, 41]).encode(),
+        ChannelMask.of(31, [2]).encode(),
+    )
+    set_config = RequestSpec(RequestKind.SET, 1, SUBGHZ_CONFIG, 2)
+    reply = _send(chf, ctx, 0x010D, 7, [set_config], [_subghz_config(masks)])
+    assert reply.response is not None
+
+    assert chf.subghz_allowed_channels() == [
+        PageChannel(28, 1), PageChannel(28, 3), PageChannel(30, 40), PageChannel(30, 41),
+        PageChannel(31, 2),
+    ]
+    assert chf.take_subghz_retune(here) == PageChannel(28, 1), "5 is no longer allowed"
+    assert chf.take_subghz_retune(here) is None, "one move per configuration"
+    _send(chf, ctx, 0x010D, 8, [set_config], [_subghz_config(masks)])
+    assert chf.take_subghz_retune(PageChannel(30, 41)) is None, "an allowed channel stays"
+    # DBCH01 reads the channel the radio is on, as the HAN side reports it
+    chf.han_alert(0x8F26, {"node": CHF, "channel": PageChannel(28, 1)})
+    read = RequestSpec(RequestKind.GET, 1, SUBGHZ_OPERATING_CHANNEL, 2)
+    response = decode_message(_send(chf, ctx, 0x010A, 9, [read], [NullData()]).response)
+    [value] = response.payload.data  # type: ignore[union-attr]
+    assert value == BitString(32, ChannelMask.of(28, [1]).encode().to_bytes(4, "big"))

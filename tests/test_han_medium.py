@@ -37,7 +37,12 @@ from gbhil.han.channels import (
     page_info,
     validate,
 )
-from gbhil.han.medium import ALERT_ENTERING, ALERT_LEAVING
+from gbhil.han.medium import (
+    ALERT_ENTERING,
+    ALERT_LEAVING,
+    channel_change_of,
+    channel_change_payload,
+)
 from gbhil.han.pcap import DEFAULT_FRAMING
 from gbhil.simulator import SteppedClock
 
@@ -794,3 +799,91 @@ def test_waiting_for_a_lost_frame_times_out_in_virtual_time() -> None:
         return clock.monotonic()
 
     assert clock.run(scenario()) == pytest.approx(30, abs=0.01)
+
+
+# ---------------------------------------------------------------------------
+# medium.py: moving the whole network (Mgmt_NWK_Update_req)
+# ---------------------------------------------------------------------------
+
+
+def test_move_network_takes_every_node_that_hears_it() -> None:
+    clock = SteppedClock()
+    alerts = Alerts(clock)
+    medium = SimulatedMedium(clock, on_alert=alerts)
+    chf = medium.attach(CHF, [(0, 11), (28, 2)])
+    gsme = medium.attach(GSME, [(28, 2)])
+    other = medium.attach(PPMID, [(28, 7)])  # another channel: does not hear the update
+    esme = medium.attach(ESME, [(0, 11)])
+    captured: list[Any] = []
+    medium.add_tap(captured.append)
+
+    assert medium.move_network(CHF, 28, 9) is True
+    clock.advance(1)
+
+    assert chf.channels == (PageChannel(0, 11), PageChannel(28, 9))
+    assert gsme.channels == (PageChannel(28, 9),)
+    assert other.channels == (PageChannel(28, 7),), "missed the broadcast: stays behind"
+    assert esme.channels == (PageChannel(0, 11),), "the 2.4 GHz radio is not moved"
+    [update] = captured
+    assert (update.page, update.channel) == (28, 2), "announced on the old channel"
+    assert channel_change_of(update.frame) == PageChannel(28, 9)
+    assert alerts.codes == [0x8F26], "only the network manager reports the change"
+    assert alerts.rows[0][0] == CHF
+    medium.transmit(frame(CHF, GSME, b"after"))
+    clock.advance(1)
+    assert gsme.counters.received == 2  # the update and the frame on the new channel
+
+
+def test_move_network_refused_by_frequency_agility_sends_nothing() -> None:
+    clock = SteppedClock()
+    alerts = Alerts(clock)
+    medium = SimulatedMedium(
+        clock, agility=FrequencyAgilityConfig(min_interval_seconds=3600), on_alert=alerts
+    )
+    chf = medium.attach(CHF, [(28, 2)])
+    gsme = medium.attach(GSME, [(28, 2)])
+    assert medium.move_network(CHF, 28, 3) is True
+    clock.advance(1)
+    sent = chf.counters.sent
+
+    assert medium.move_network(CHF, 28, 4) is False
+
+    clock.advance(1)
+    assert chf.counters.sent == sent, "no Mgmt_NWK_Update_req for a refused move"
+    assert chf.channels == gsme.channels == (PageChannel(28, 3),)
+    assert alerts.codes == [0x8F26, 0x8F2B]
+    assert medium.move_network(CHF, 28, 3) is True, "already there: nothing to refuse"
+
+
+def test_a_lost_channel_update_leaves_the_device_behind() -> None:
+    clock = SteppedClock()
+    medium = SimulatedMedium(clock)
+    medium.attach(CHF, [(28, 2)])
+    gsme = medium.attach(GSME, [(28, 2)])
+    medium.set_link(CHF, GSME, LinkQuality(loss=1.0))
+    medium.move_network(CHF, 28, 5)
+    clock.advance(1)
+    assert gsme.channels == (PageChannel(28, 2),)
+
+
+@given(page=st.sampled_from(sorted(PAGES)), data=st.data())
+def test_property_channel_change_payload_round_trips(page: int, data: Any) -> None:
+    channel = data.draw(st.sampled_from(PAGES[page].channels))
+    update = data.draw(st.integers(0, 255))
+    payload = channel_change_payload(PageChannel(page, channel), update)
+    zdo = ApsFrame(CHF, None, 0x0038, payload, 0, 0, 0x0000, dst_short=0xFFFF)
+    assert channel_change_of(zdo) == PageChannel(page, channel)
+
+
+@given(payload=st.binary(max_size=12))
+def test_property_channel_change_decoder_never_raises(payload: bytes) -> None:
+    zdo = ApsFrame(CHF, None, 0x0038, payload, 0, 0, 0x0000, dst_short=0xFFFF)
+    result = channel_change_of(zdo)
+    assert result is None or validate(*result) == result
+
+
+def test_channel_change_of_ignores_other_frames() -> None:
+    payload = channel_change_payload(PageChannel(28, 9))
+    assert channel_change_of(frame(CHF, GSME, payload)) is None  # not ZDO
+    scan = payload[:5] + b"\x03" + payload[6:]  # ScanDuration 3: an energy scan
+    assert channel_change_of(ApsFrame(CHF, None, 0x0038, scan, 0, 0, 0, dst_short=0xFFFF)) is None

@@ -34,7 +34,7 @@ from gbhil.gbcs.axdr import (
 from gbhil.gbcs.dlms import AccessRequest, DataNotification, parse_obis
 from gbhil.gbcs.errors import GbcsError
 from gbhil.gbcs.frame import decode_frame
-from gbhil.han.channels import ChannelMask
+from gbhil.han.channels import ChannelError, ChannelMask, PageChannel
 
 DEFAULT_PROFILE = Path(__file__).resolve().parents[2] / "devices" / "chf.toml"
 #: The CHF Device Log holds the HAN devices allowed to join (GBCS: at least 16 entries).
@@ -53,6 +53,9 @@ METHOD_BACKUP = 4
 METHOD_RESTORE = 5
 SUBGHZ_CONFIG = parse_obis("0-0:94.44.10.0")
 SUBGHZ_SCAN_REQUEST = parse_obis("0-0:94.44.10.1")
+SUBGHZ_OPERATING_CHANNEL = parse_obis("0-0:94.44.10.2")
+#: The four channel-page masks lead the DBCH03/DBCH04 configuration structure.
+SUBGHZ_MASK_COUNT = 4
 #: CHF use cases (message codes) served by the COSEM object model.
 CHF_DLMS_CODES = frozenset(
     {
@@ -159,6 +162,12 @@ class Chf(Device):
         self.extended_pan_id = hashlib.sha256(b"gbhil-epid" + eui).digest()[:8]
         self.cosem = CosemServer(profile, self)
         self._pending_alerts: list[Alert] = []
+        #: The sub-GHz page/channel the hub's radio is on (told by the HAN side).
+        self.subghz_channel: PageChannel | None = None
+        self._retune_pending = False
+        self.cosem.on_get(
+            1, SUBGHZ_OPERATING_CHANNEL, 2, lambda _sel: self._operating_channel()
+        )
         self.cosem.on_method(
             ZIGBEE_NETWORK_CONTROL,
             CHF_DEVICE_LOG,
@@ -304,6 +313,44 @@ class Chf(Device):
             )
         return Array(tuple(rows))
 
+    # -- sub-GHz channel plan ---------------------------------------------------------------
+    def _operating_channel(self) -> BitString:
+        pc = self.subghz_channel
+        mask = 0 if pc is None else ChannelMask.of(pc.page, [pc.channel]).encode()
+        return BitString(32, mask.to_bytes(4, "big"))
+
+    def subghz_allowed_channels(self) -> list[PageChannel]:
+        """The channels the DBCH04 masks allow, page by page, lowest channel first."""
+        config = self.cosem.read(1, SUBGHZ_CONFIG, 2)
+        if not isinstance(config, Structure):
+            return []
+        out: list[PageChannel] = []
+        for item in config.items[:SUBGHZ_MASK_COUNT]:
+            if not isinstance(item, BitString):
+                continue
+            value = int.from_bytes(item.data, "big")
+            try:
+                mask = ChannelMask.decode(value)
+            except ChannelError:
+                continue  # an unused page (no channel selected)
+            out.extend(PageChannel(mask.page, c) for c in sorted(mask.channels))
+        return out
+
+    def take_subghz_retune(self, current: PageChannel | None) -> PageChannel | None:
+        """After a DBCH04: where the sub-GHz radio must go (None: it may stay).
+
+        The hub leaves a channel the new masks no longer allow for the first one
+        they do; choosing by noise (a scan) is the real CHF's business.
+        """
+        self.subghz_channel = current
+        if not self._retune_pending:
+            return None
+        self._retune_pending = False
+        allowed = self.subghz_allowed_channels()
+        if not allowed or current in allowed:
+            return None
+        return allowed[0]
+
     # -- alerts ---------------------------------------------------------------------------
     def _device_log_changed(self) -> None:
         """CS14: the CHF reports every change of its device log to the ACB."""
@@ -355,6 +402,8 @@ class Chf(Device):
             extra = (OctetString(node if isinstance(node, bytes) else self.eui),)
         elif code == ALERT_SUBGHZ_CHANNEL_CHANGED:
             pc = details.get("channel")
+            if node == self.eui and isinstance(pc, PageChannel):
+                self.subghz_channel = pc
             mask = 0
             if pc is not None:
                 mask = ChannelMask.of(pc.page, [pc.channel]).encode()
@@ -400,5 +449,6 @@ def _handle_dlms(device: Device, cmd: Command) -> Outcome:
         s.obis == SUBGHZ_CONFIG and s.kind == 2 for s in request.specs
     ):
         device.subghz_configuration_changed(device.cosem.read(1, SUBGHZ_CONFIG, 2))
+        device._retune_pending = True
     outcome.alerts.extend(device.take_alerts())
     return outcome

@@ -22,6 +22,7 @@ changed, a few numbers for the consumption model and two packed log buffers.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ from gbhil.devices.cosem import (
 from gbhil.devices.trust import DeviceKeys, Role
 from gbhil.gbcs.axdr import (
     Array,
+    BitString,
     Boolean,
     CompactArray,
     Data,
@@ -95,6 +97,14 @@ DISCONNECT_CONTROL = obis_bytes("0-0:96.3.10.255")
 LOAD_SWITCH_SCRIPTS = obis_bytes("0-0:10.0.106.255")
 EVENT_LOG = obis_bytes("0-0:99.98.0.255")
 SECURITY_LOG = obis_bytes("0-0:99.98.1.255")
+#: ECS25a-b3 set objects -> the behaviour object each updates (read by ECS25r1/r2). A set
+#: is 512 bits: a 256-bit mask of the alert codes addressed, then their new state.
+ALERT_BEHAVIOUR_SETS: dict[bytes, bytes] = {
+    obis_bytes(f"0-{group}:97.98.{n}.255"): obis_bytes(f"0-{group}:97.98.{n + 4}.255")
+    for group, numbers in ((30, (11, 12, 13, 14)), (33, (11, 14)))
+    for n in numbers
+}
+BEHAVIOUR_OCTETS = 32
 
 #: Load switch script ids of ECS42 (close), ECS43 (open), ECS44 (arm).
 SCRIPT_CLOSE, SCRIPT_OPEN, SCRIPT_ARM = 51, 52, 54
@@ -657,6 +667,28 @@ def _activated(e: Esme, alert_code: int, message_code: int) -> None:
     e.log_event(event, message_code.to_bytes(2, "big"))
 
 
+def _behaviour_check(_e: Esme, value: Data) -> int:
+    ok = isinstance(value, BitString) and len(value.data) == 2 * BEHAVIOUR_OCTETS
+    return Result.SUCCESS if ok else Result.TYPE_UNMATCHED
+
+
+def _behaviour_put(command: bytes, behaviour: bytes) -> Callable[[Esme, Data], None]:
+    """ECS25: the masked alerts take their new state; the others keep theirs."""
+
+    def put(e: Esme, value: Data) -> None:
+        assert isinstance(value, BitString)
+        e.cosem.store(1, command, 2, value)
+        mask = int.from_bytes(value.data[:BEHAVIOUR_OCTETS], "big")
+        new = int.from_bytes(value.data[BEHAVIOUR_OCTETS:], "big")
+        current = e.cosem.read(1, behaviour, 2)
+        old = int.from_bytes(current.data, "big") if isinstance(current, BitString) else 0
+        updated = (old & ~mask) | (new & mask)
+        e.cosem.store(1, behaviour, 2, BitString(8 * BEHAVIOUR_OCTETS,
+                                                 updated.to_bytes(BEHAVIOUR_OCTETS, "big")))
+
+    return put
+
+
 def _build_hooks(profile: Profile) -> Hooks:
     """The ESME behaviour table, shared by every instance."""
     h = Hooks(activated=_activated)
@@ -681,6 +713,10 @@ def _build_hooks(profile: Profile) -> Hooks:
     h.method(115, TOKEN_GATEWAY, 1, _top_up, _top_up_check)
     h.live(7, EVENT_LOG, 2, _event_log_get, _event_log_put)
     h.live(7, SECURITY_LOG, 2, _security_log_get, _security_log_put)
+    for command, behaviour in ALERT_BEHAVIOUR_SETS.items():
+        if (1, command) in profile.objects and (1, behaviour) in profile.objects:
+            h.putters[(1, command, 2)] = _behaviour_put(command, behaviour)
+            h.set_checks[(1, command, 2)] = _behaviour_check
     for (class_id, obis), obj in profile.objects.items():
         gen = obj.extra.get("profile")
         if class_id == 7 and gen:

@@ -34,6 +34,7 @@ from typing import Any, Final
 
 from gbhil.han.channels import (
     Band,
+    ChannelMask,
     HanError,
     PageChannel,
     PhyProfile,
@@ -47,6 +48,7 @@ from gbhil.han.pcap import DEFAULT_FRAMING, Framing
 from gbhil.han.transport import (
     BROADCAST_ALL,
     EUI64_LEN,
+    PROFILE_ZDP,
     ApsFrame,
     CapturedFrame,
     FrameError,
@@ -112,6 +114,14 @@ DEFAULT_MIN_PRIORITY: Final[tuple[TxPriority | None, ...]] = (
     TxPriority.CRITICAL,  # CRITICAL: only critical traffic
     None,  # REGULATED: the regulatory limit is reached, nothing goes out
 )
+
+#: ZDO Mgmt_NWK_Update_req: a ScanDuration of 0xFE asks every receiver to move to the one
+#: channel of ScanChannels (Zigbee 2.4.3.3.9); the network manager broadcasts it, then moves.
+ZDO_MGMT_NWK_UPDATE_REQ: Final = 0x0038
+ZDO_ENDPOINT: Final = 0x00
+NWK_CHANNEL_CHANGE: Final = 0xFE
+#: TSN(1) + ScanChannels(4, LE page mask) + ScanDuration(1) + nwkUpdateId(1).
+NWK_UPDATE_LENGTH: Final = 7
 
 AlertCallback = Callable[[bytes, int, Mapping[str, Any]], None]
 TapCallback = Callable[[CapturedFrame], None]
@@ -350,6 +360,10 @@ class SimulatedNode(HanTransport):
 
     async def set_channel(self, page: int, channel: int) -> bool:
         return self.medium.set_channel(self.eui64, page, channel)
+
+    async def move_network(self, page: int, channel: int) -> bool:
+        """As the network manager: take every node that hears it to ``page``/``channel``."""
+        return self.medium.move_network(self.eui64, page, channel)
 
     @property
     def channels(self) -> tuple[PageChannel, ...]:
@@ -683,6 +697,9 @@ class SimulatedMedium:
             return
         src.counters.delivered += 1
         rx.counters.received += 1
+        moved_to = channel_change_of(frame)
+        if moved_to is not None and band_of(moved_to.page) is band_of(pc.page):
+            rx.radios[band_of(pc.page)] = moved_to  # its NWK layer follows the network
         rx.transport._deliver(frame)
 
     # -- duty cycle ------------------------------------------------------------------
@@ -724,48 +741,123 @@ class SimulatedMedium:
             self._update_duty_mode(node, self.clock.monotonic())
 
     # -- frequency agility -------------------------------------------------------------
+    def _radio(self, node: _Node, pc: PageChannel) -> PageChannel:
+        current = node.radios.get(band_of(pc.page))
+        if current is None:
+            raise MediumError(
+                f"node {_eui_text(node.eui64)} has no {band_of(pc.page).value} radio "
+                f"(its radios: {', '.join(map(str, node.radios.values()))})"
+            )
+        return current
+
+    def _agility_allows(self, node: _Node, pc: PageChannel, current: PageChannel) -> bool:
+        """Sub-GHz frequency-agility limits; a refusal raises 0x8F2B."""
+        if band_of(pc.page) is not Band.SUB_GHZ:
+            return True
+        now = self.clock.monotonic()
+        cfg = self.agility
+        history = node.channel_changes
+        while history and history[0] <= now - cfg.window_seconds:
+            history.popleft()
+        reason = None
+        if history and now - history[-1] < cfg.min_interval_seconds:
+            reason = (
+                f"last change {now - history[-1]:.0f} s ago, minimum interval "
+                f"{cfg.min_interval_seconds:.0f} s"
+            )
+        elif cfg.max_changes is not None and len(history) >= cfg.max_changes:
+            reason = f"{len(history)} changes in the last {cfg.window_seconds:.0f} s"
+        if reason is None:
+            return True
+        self._alert(
+            node,
+            HanAlert.CHANNEL_NOT_CHANGED_FREQUENCY_AGILITY,
+            requested=pc,
+            current=current,
+            reason=reason,
+        )
+        return False
+
+    def _retune(self, node: _Node, pc: PageChannel, current: PageChannel) -> None:
+        band = band_of(pc.page)
+        node.radios[band] = pc
+        if band is Band.SUB_GHZ:
+            node.channel_changes.append(self.clock.monotonic())
+            self._alert(node, HanAlert.SUB_GHZ_CHANNEL_CHANGED, previous=current, channel=pc)
+
     def set_channel(self, eui64: bytes, page: int, channel: int) -> bool:
         """Retune the radio of ``page``'s band; False (and alert 0x8F2B) when refused."""
         node = self._node(eui64)
         pc = validate(page, channel)
-        band = band_of(page)
-        current = node.radios.get(band)
-        if current is None:
-            raise MediumError(
-                f"node {_eui_text(eui64)} has no {band.value} radio "
-                f"(its radios: {', '.join(map(str, node.radios.values()))})"
-            )
+        current = self._radio(node, pc)
         if current == pc:
             return True
-        if band is Band.SUB_GHZ:
-            now = self.clock.monotonic()
-            cfg = self.agility
-            history = node.channel_changes
-            while history and history[0] <= now - cfg.window_seconds:
-                history.popleft()
-            reason = None
-            if history and now - history[-1] < cfg.min_interval_seconds:
-                reason = (
-                    f"last change {now - history[-1]:.0f} s ago, minimum interval "
-                    f"{cfg.min_interval_seconds:.0f} s"
-                )
-            elif cfg.max_changes is not None and len(history) >= cfg.max_changes:
-                reason = f"{len(history)} changes in the last {cfg.window_seconds:.0f} s"
-            if reason is not None:
-                self._alert(
-                    node,
-                    HanAlert.CHANNEL_NOT_CHANGED_FREQUENCY_AGILITY,
-                    requested=pc,
-                    current=current,
-                    reason=reason,
-                )
-                return False
-            history.append(now)
-        node.radios[band] = pc
-        if band is Band.SUB_GHZ:
-            self._alert(node, HanAlert.SUB_GHZ_CHANNEL_CHANGED, previous=current, channel=pc)
+        if not self._agility_allows(node, pc, current):
+            return False
+        self._retune(node, pc, current)
         return True
 
+    def move_network(self, eui64: bytes, page: int, channel: int, *, update_id: int = 0) -> bool:
+        """The network manager moves the HAN: Mgmt_NWK_Update_req on the old channel, then retune.
+
+        Every node that hears the broadcast moves its radio of that band (a node
+        that misses it, through loss or because it was off, stays behind, as on
+        a real HAN); the manager's own move obeys the frequency-agility limits,
+        and a refused move sends nothing.
+        """
+        node = self._node(eui64)
+        pc = validate(page, channel)
+        current = self._radio(node, pc)
+        if current == pc:
+            return True
+        if not self._agility_allows(node, pc, current):
+            return False
+        if node.joined:
+            self.transmit(
+                ApsFrame(
+                    eui64,
+                    None,
+                    ZDO_MGMT_NWK_UPDATE_REQ,
+                    channel_change_payload(pc, update_id),
+                    ZDO_ENDPOINT,
+                    ZDO_ENDPOINT,
+                    PROFILE_ZDP,
+                    dst_short=BROADCAST_ALL,
+                    page=current.page,
+                    channel=current.channel,
+                    priority=TxPriority.CRITICAL,
+                )
+            )
+        self._retune(node, pc, current)
+        return True
+
+
+def channel_change_payload(pc: PageChannel, update_id: int = 0, tsn: int = 0) -> bytes:
+    """Mgmt_NWK_Update_req asking every receiver to move to ``pc``."""
+    mask = ChannelMask.of(pc.page, [pc.channel]).encode()
+    return bytes((tsn & 0xFF,)) + mask.to_bytes(4, "little") + bytes(
+        (NWK_CHANNEL_CHANGE, update_id & 0xFF)
+    )
+
+
+def channel_change_of(frame: ApsFrame) -> PageChannel | None:
+    """The page/channel a received Mgmt_NWK_Update_req moves to (None: not a channel change)."""
+    data = frame.payload
+    if (
+        frame.profile_id != PROFILE_ZDP
+        or frame.cluster_id != ZDO_MGMT_NWK_UPDATE_REQ
+        or len(data) != NWK_UPDATE_LENGTH
+        or data[5] != NWK_CHANNEL_CHANGE
+    ):
+        return None
+    try:
+        mask = ChannelMask.decode(int.from_bytes(data[1:5], "little"))
+    except HanError:
+        return None
+    if len(mask.channels) != 1:
+        return None
+    (channel,) = mask.channels
+    return validate(mask.page, channel)
 
 __all__ = [
     "ALERT_ENTERING",
@@ -783,4 +875,6 @@ __all__ = [
     "SimulatedMedium",
     "SimulatedNode",
     "TapCallback",
+    "channel_change_of",
+    "channel_change_payload",
 ]

@@ -39,7 +39,7 @@ from typing import Any, Final, Protocol
 from gbhil.gbcs.errors import GbcsError
 from gbhil.gbcs.frame import Cra, GeneralSigning, decode_frame
 from gbhil.gbcs.zcl import EPOCH_2000, AttributeValue, ZclValue
-from gbhil.han.channels import HanError
+from gbhil.han.channels import HanError, is_sub_ghz
 from gbhil.han.joining import JoiningDevice, JoinResult, JoinRole, TrustCenter
 from gbhil.han.ota import (
     DEFAULT_MAX_DATA_SIZE,
@@ -343,6 +343,8 @@ class HubNode:
                     self._event("refused", f"{reply.refused}", target)
                 for message in _reply_messages(reply):
                     await self._route(message, from_eui=target)
+                if device is self.chf:
+                    await self._follow_channel_plan()
                 self._rearm(device)
                 return Delivery(DeliveryStatus.LOCAL, target)
         role = self.trust_center.role_of(target)
@@ -358,6 +360,23 @@ class HubNode:
         if not sent:
             return self._undeliverable(raw, target, "device has no open tunnel")
         return Delivery(DeliveryStatus.SENT, target)
+
+    async def _follow_channel_plan(self) -> None:
+        """A new sub-GHz configuration (DBCH04) may rule out the current channel: move
+        the HAN (the CHF is its network manager) to where the CHF model says."""
+        take = getattr(self.chf, "take_subghz_retune", None)
+        if take is None:
+            return
+        current = next((pc for pc in self.transport.channels if is_sub_ghz(pc.page)), None)
+        target = take(current)
+        if target is None:
+            return
+        move = getattr(self.transport, "move_network", None)
+        if move is not None:
+            moved = await move(target.page, target.channel)
+        else:
+            moved = await self.transport.set_channel(target.page, target.channel)
+        self._event("channel-change", f"{current} -> {target}", moved=moved)
 
     def _undeliverable(self, raw: bytes, target: bytes | None, reason: str) -> Delivery:
         self._event("undeliverable", reason, target)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from gbhil.gbcs.errors import GbcsError
-from gbhil.gbcs.gbt import GbtReassembler, GbtSegment, is_gbt, segment
+from gbhil.gbcs.gbt import MAX_BLOCK_LEN, GbtReassembler, GbtSegment, is_gbt, segment
 from gbhil.han.channels import HanError
 from gbhil.han.transport import ApsFrame
 from gbhil.han.zcl_frames import (
@@ -108,7 +108,7 @@ def tunnel_pieces(message: bytes, max_transfer: int, header_len: int = 1) -> lis
     """
     if header_len + len(message) <= max_transfer:
         return [message]
-    block = max_transfer - header_len - GBT_OVERHEAD
+    block = min(max_transfer - header_len - GBT_OVERHEAD, MAX_BLOCK_LEN)  # receivers' cap
     if block < 1:
         raise TunnelError(f"transfer size {max_transfer} leaves no room for a GBT block")
     try:

@@ -41,7 +41,7 @@ from gbhil.dcc.transforms.base import (
     utc_le,
     zcl_string,
 )
-from gbhil.gbcs.axdr import Array, Enum, Int8, OctetString, Structure, Uint32
+from gbhil.gbcs.axdr import Array, BitString, Enum, Int8, OctetString, Structure, Uint32
 
 PRICE = 0x0700
 METERING = 0x0702
@@ -514,6 +514,71 @@ def gas_event_configuration(ctx: BuildContext) -> bytes:
         for config, codes in sorted(groups.items(), key=lambda kv: _group_key(kv[0]))
     ]
     return gbz_message(parts)
+
+
+# --- 6.22 ESME alert and event behaviours (ECS25a-b3) ---------------------------------------
+
+#: Use case -> (the ConfigureAlertBehaviour choice it serves, the class 1 object it sets,
+#: the high octet of every alert code it may name: 0x81 supplier, 0x80 network operator).
+ALERT_BEHAVIOURS: dict[str, tuple[str, str, int]] = {
+    "ECS25a": ("ElectricitySupplierAlerts", "0-30:97.98.11.255", 0x81),
+    "ECS25a1": ("ElectricitySupplierHANAlertSettings", "0-30:97.98.12.255", 0x81),
+    "ECS25a2": ("ElectricitySupplierAlarmSettings", "0-30:97.98.13.255", 0x81),
+    "ECS25a3": ("ElectricitySupplierLoggingSettings", "0-30:97.98.14.255", 0x81),
+    "ECS25b": ("ElectricityNetworkOperatorAlerts", "0-33:97.98.11.255", 0x80),
+    "ECS25b3": ("ElectricityNetworkOperatorLoggingSettings", "0-33:97.98.14.255", 0x80),
+}
+#: One bit per alert code of the family (the code's low octet), in a 256-bit string.
+BEHAVIOUR_BITS = 256
+ENABLE = "Enable"
+DISABLE = "Disable"
+
+
+def alert_behaviour_bits(settings: Iterable[tuple[int, bool]], family: int) -> bytes:
+    """The 64 octets of an ECS25 set: a 256-bit mask of the codes addressed, then their new
+    state (1 = enabled); bit n (counting from the last bit) is alert code ``family``:n.
+    Read off the RTDS ECS25a-b commands, whose bits are exactly their codes' low octets."""
+    mask = value = 0
+    for code, enabled in settings:
+        if code >> 8 != family:
+            raise BuildError(f"alert 0x{code:04X} is not one of the 0x{family:02X}xx alerts "
+                             "this command configures")
+        mask |= 1 << (code & 0xFF)
+        if enabled:
+            value |= 1 << (code & 0xFF)
+    octets = BEHAVIOUR_BITS // 8
+    return mask.to_bytes(octets, "big") + value.to_bytes(octets, "big")
+
+
+def _behaviour_settings(group: etree._Element) -> list[tuple[int, bool]]:
+    out: list[tuple[int, bool]] = []
+    for part in group:  # SupplierESMECommon, ...PolyPhase, ...SinglePhase
+        for alert in part:
+            if not isinstance(alert.tag, str):
+                continue
+            name = etree.QName(alert).localname
+            try:
+                code = int(name.removeprefix("x"), 16)
+            except ValueError:
+                raise BuildError(f"{name} is not an alert code element") from None
+            state = (alert.text or "").strip()
+            if state not in (ENABLE, DISABLE):
+                raise BuildError(f"{name} must be Enable or Disable, not {state!r}")
+            out.append((code, state == ENABLE))
+    return out
+
+
+@builder(*ALERT_BEHAVIOURS)
+def alert_behaviour(ctx: BuildContext) -> bytes:
+    element, obis, family = ALERT_BEHAVIOURS[ctx.use_case]
+    group = find(ctx.body, element)
+    if group is None:
+        raise BuildError(f"{ctx.use_case} needs {element}")
+    settings = _behaviour_settings(group)
+    if not settings:
+        raise BuildError(f"{element} names no alert")
+    bits = alert_behaviour_bits(settings, family)
+    return access_request(ctx.counter, [set_(1, obis, 2, BitString(len(bits) * 8, bits))])
 
 
 # --- 9.1 and 14.1 --------------------------------------------------------------------------
