@@ -21,7 +21,6 @@ import datetime as dt
 import enum
 import logging
 import os
-import sqlite3
 import ssl
 import threading
 from collections import deque
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from gbhil.dcc.store import open_store
 from gbhil.dcc.users import UserDirectory
 from gbhil.duis.model import format_eui
 from gbhil.simulator import Clock
@@ -114,11 +114,8 @@ class _Store:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        if self.path != ":memory:":
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.executescript(_SCHEMA)
+        # A queued answer is the DCC's promise to a User: committed before it is sent.
+        self._conn = open_store(self.path, _SCHEMA)
 
     def add(
         self,

@@ -134,6 +134,7 @@ class DccEmulator:
             wan=rig.send, sink=self._sink, schema=schema, policy=cfg.policy,
             throttle=cfg.throttle, certificate=_certificate_lookup(keystore),
             store_path=cfg.store_path,
+            firmware_delivery=_firmware_delivery(rig),
         )
         self.smki = SmkiRepository.from_keystores(
             [keystore], self.clock.now,
@@ -168,7 +169,9 @@ class DccEmulator:
         self.rig.on_wan = self._on_wan
         self.rig.on_power = self._on_power
         await self.outbox.start()
-        recovered = self.processor.recover()
+        answered = {e.request_id for e in self.outbox.queued() + self.outbox.failed()
+                    if e.kind is MessageKind.RESPONSE and e.request_id is not None}
+        recovered = self.processor.recover(answered)
         if recovered:
             log.info("%d requests acknowledged before a restart were closed with E21/E31",
                      recovered)
@@ -323,6 +326,13 @@ def seed_inventory(inventory: Inventory, cpl: Cpl, rig: SimulatedRig,
         for device_id, other, kind in links:
             if (device_id, other, kind) not in present:
                 inventory.associate(device_id, other, kind)
+
+
+def _firmware_delivery(rig: Any) -> Any:
+    """SR 11.1/11.4 reach the devices by OTA from the rig's hub (none: N19 alerts)."""
+    from gbhil.firmware.rig_delivery import HanOtaDelivery
+
+    return HanOtaDelivery(rig) if hasattr(rig, "hub") and hasattr(rig, "nodes") else None
 
 
 def _user_id(users: UserDirectory, name: str, fallback: str) -> str:

@@ -563,6 +563,10 @@ def _from_iso(text: str | None) -> dt.datetime | None:
     return None if text is None else dt.datetime.fromisoformat(text)
 
 
+#: Distinct SELECTs remembered between changes (cleared wholesale when full).
+_READ_MEMO_SIZE = 1024
+
+
 class SqliteStore:
     """SQLite plumbing shared by the DCC's stores: one connection, WAL on disk, foreign
     keys on, and :meth:`transaction` (nestable via savepoints) so a multi-row change is
@@ -581,6 +585,12 @@ class SqliteStore:
         if self.path != ":memory:" and not self.path.startswith("file::memory:"):
             self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.executescript(f"BEGIN;\n{self.SCHEMA}\nCOMMIT;")
+        # Read memo: valid while neither this connection (total_changes) nor another one
+        # on the same database (PRAGMA data_version) changed anything.
+        self._shared = self.path != ":memory:"
+        self._reads: dict[tuple[str, tuple[Any, ...]], list[sqlite3.Row]] = {}
+        self._records: dict[int, tuple[sqlite3.Row, Any]] = {}  # id(row) -> (row, record)
+        self._reads_stamp: tuple[int, int] = (-1, -1)
 
     def now(self) -> dt.datetime:
         """The injected clock's time, checked to be aware (stored as UTC)."""
@@ -619,8 +629,25 @@ class SqliteStore:
             self._conn.execute("COMMIT" if depth == 0 else f"RELEASE sp{depth}")
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """SELECT results; repeated reads of an unchanged database come from the memo
+        (every request looks the same few devices up several times)."""
+        key = (sql, tuple(params))
         with self._lock:
-            return self._conn.execute(sql, tuple(params)).fetchall()
+            conn = self._conn
+            if self._depth:  # inside a transaction: always read through
+                return conn.execute(sql, key[1]).fetchall()
+            stamp = (conn.total_changes,
+                     conn.execute("PRAGMA data_version").fetchone()[0] if self._shared else 0)
+            if stamp != self._reads_stamp:
+                self._reads.clear()
+                self._reads_stamp = stamp
+            rows = self._reads.get(key)
+            if rows is None:
+                rows = conn.execute(sql, key[1]).fetchall()
+                if len(self._reads) >= _READ_MEMO_SIZE:
+                    self._reads.clear()
+                self._reads[key] = rows
+            return list(rows)
 
 
 # --- The inventory ---------------------------------------------------------------------------
@@ -743,7 +770,17 @@ class Inventory(SqliteStore):
 
     def find(self, device_id: str) -> Device | None:
         rows = self._rows("SELECT * FROM smi_device WHERE device_id = ?", (_eui(device_id),))
-        return _device(rows[0]) if rows else None
+        if not rows:
+            return None
+        # The read memo hands back the same Row while nothing changed: reuse its record.
+        row = rows[0]
+        made = self._records.get(id(row))
+        if made is None or made[0] is not row:
+            made = (row, _device(row))
+            if len(self._records) >= _READ_MEMO_SIZE:
+                self._records.clear()
+            self._records[id(row)] = made
+        return made[1]
 
     def get(self, device_id: str) -> Device:
         """The Device, or InventoryError('device.unknown') (E19)."""

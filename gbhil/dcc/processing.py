@@ -42,9 +42,8 @@ import datetime as dt
 import logging
 import math
 import os
-import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -52,6 +51,12 @@ from typing import Any
 from lxml import etree
 
 from gbhil.dcc.delivery import MessageKind
+from gbhil.dcc.dual_band_alerts import (
+    DUAL_BAND_ALERT_CODES,
+    DUAL_BAND_CH_ALERT,
+    dual_band_alert_body,
+)
+from gbhil.dcc.dual_band_alerts import response_code as dual_band_response_code
 from gbhil.dcc.inventory import (
     SMART_METERS,
     AssociationKind,
@@ -67,9 +72,21 @@ from gbhil.dcc.inventory_requests import (
     AlertNotice,
     FirmwareReport,
     InventoryService,
+    ServiceOutcome,
     UnsupportedRequest,
 )
 from gbhil.dcc.mapping import FutureDating, ServiceVariant, service_variant
+from gbhil.dcc.org_certificates import TRACKED_SERVICES as TRACKED_CREDENTIAL_SERVICES
+from gbhil.dcc.org_certificates import OrgCertificateRegister
+from gbhil.dcc.schedules import (
+    SCHEDULE_CODES,
+    DspSchedules,
+    Schedule,
+    ScheduleError,
+    parse_create,
+    scheduled_response,
+)
+from gbhil.dcc.store import open_store
 from gbhil.dcc.transform import (
     GBCS_VERSION,
     DccCounters,
@@ -77,7 +94,7 @@ from gbhil.dcc.transform import (
     Transformed,
     TransformError,
     complete_signed_pre_command,
-    describe_response,
+    response_outcome,
     transform,
 )
 from gbhil.dcc.users import DccUser, UserDirectory, UserStatus, signer_problem
@@ -113,6 +130,13 @@ from gbhil.duis.schema import (
     load_schema,
 )
 from gbhil.duis.xmldsig import SignatureError, verify
+from gbhil.firmware.distribution import (
+    FIRMWARE_SRVS,
+    FirmwareDelivery,
+    FirmwareService,
+    UpdateFirmwareRequest,
+    parse_request,
+)
 from gbhil.gbcs import dlms
 from gbhil.gbcs.errors import GbcsError
 from gbhil.gbcs.frame import Cra
@@ -235,6 +259,8 @@ COMMAND_VARIANT_CORRECTIONS: Mapping[str, frozenset[int]] = MappingProxyType({
     "7.14": frozenset({1, 2, 3}),
     "7.15": frozenset({1, 2, 3}),
 })
+#: SR 5.1 Create, 5.2 Read and 5.3 Delete Schedule (gbhil.dcc.schedules).
+SCHEDULE_SRVS = frozenset({"5.1", "5.2", "5.3"})
 _XS = "http://www.w3.org/2001/XMLSchema"
 _SEEN_REQUEST_IDS = 200_000
 
@@ -527,19 +553,33 @@ CREATE TABLE IF NOT EXISTS dcc_pending (
     dsp INTEGER NOT NULL,
     since TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS dcc_last_counter (
+    originator TEXT PRIMARY KEY,
+    counter INTEGER NOT NULL
+);
 """
 
 
 class _PendingStore:
-    """Acknowledged requests still waiting for their device (survives a restart)."""
+    """Acknowledged requests still waiting for their device, and each originator's last
+    RequestID counter (anti-replay), both surviving a restart."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        if str(path) != ":memory:":
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.executescript(_PENDING_SCHEMA)
+        self._conn = open_store(path, _PENDING_SCHEMA)  # committed before the I99 goes
+
+    def last_counters(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute("SELECT originator, counter FROM dcc_last_counter")
+            return {r[0]: int(r[1]) for r in rows.fetchall()}
+
+    def set_last_counter(self, originator: str, counter: int) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO dcc_last_counter VALUES (?, ?) ON CONFLICT (originator) "
+                "DO UPDATE SET counter = MAX(counter, excluded.counter)",
+                (originator, counter),
+            )
 
     def add(self, job: _Job, since: dt.datetime) -> None:
         h = job.request.header
@@ -608,6 +648,7 @@ class DccProcessor:
         certificate: CertificateLookup | None = None,
         store_path: str | os.PathLike[str] = ":memory:",
         counters: Callable[[str], int] | None = None,
+        firmware_delivery: FirmwareDelivery | None = None,
     ) -> None:
         self.users = users
         self.inventory = inventory
@@ -624,9 +665,11 @@ class DccProcessor:
         self.counters = counters or DccCounters(int(clock.now().timestamp() * 1000))
         self._pending_store = _PendingStore(store_path)
         self._seen: collections.OrderedDict[RequestID, None] = collections.OrderedDict()
-        self._last_counter: dict[str, int] = {}
+        self._last_counter: dict[str, int] = self._pending_store.last_counters()
         self._precommands: dict[RequestID, _PreCommand] = {}
         self._local: dict[RequestID, _LocalCommand] = {}
+        #: Organisation Certificates held on devices, from credentials responses (seed 002).
+        self.org_certificates = OrgCertificateRegister()
         self._awaiting: dict[tuple[str, int], _Job] = {}
         self._held: dict[tuple[str, str, str], _Job] = {}
         self._outcomes: dict[RequestID, str] = {}
@@ -635,11 +678,17 @@ class DccProcessor:
         self._waiters: dict[RequestID, list[_Job]] = {}
         self._outages: dict[str, _Outage] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: SR 5.1-5.3: stored schedules (armed by :meth:`recover`) and the runs in flight.
+        self.schedules = DspSchedules(store_path, clock, self._run_schedule)
+        self._schedule_runs: dict[RequestID, int] = {}
+        #: SR 11.1 / 11.4: the DSP checks here, the CSP's checks and delivery in the task.
+        self.firmware = FirmwareService(inventory=inventory.inventory, cpl=inventory.cpl,
+                                        delivery=firmware_delivery)
 
     # --- synchronous answers -----------------------------------------------------------------
 
     def _sign(self, response: Response) -> bytes:
-        return self.users.dcc.sign(response.to_xml())
+        return self.users.dcc.sign(response.to_element(), in_place=True)  # no reparse
 
     def _answer(self, response: Response) -> SyncAnswer:
         return SyncAnswer(200, self._sign(response), response=response)
@@ -678,7 +727,8 @@ class DccProcessor:
                 return self._http(400, str(exc))
             return self._ack(raw, exc.response_code)
         try:
-            verified = verify(tree, self.users.resolve_certificate, at=self.clock.now())
+            verified = verify(tree, self.users.resolve_certificate, at=self.clock.now(),
+                              in_place=True)  # the parsed tree is not used again
         except SignatureError as exc:
             log.info("%s: authentication failed: %s", header.request_id, type(exc).__name__)
             return self._ack(header, FAILED_AUTHENTICATION)
@@ -727,6 +777,8 @@ class DccProcessor:
             raise _Refusal(FAILED_AUTHENTICATION,
                            f"counter {rid.counter} does not exceed {last} (anti-replay)")
         self._last_counter[originator] = rid.counter if last is None else max(last, rid.counter)
+        if last is None or rid.counter > last:
+            self._pending_store.set_last_counter(originator, rid.counter)
 
     def _remember(self, rid: RequestID) -> None:
         self._seen[rid] = None
@@ -784,6 +836,10 @@ class DccProcessor:
         now = self.clock.now()
         if sv.srv == "8.13":
             return self._ack(request, self._return_local_response(request, user))
+        if sv.srv in FIRMWARE_SRVS:
+            return self._update_firmware(request, user)
+        if sv.srv in SCHEDULE_SRVS:
+            return self._schedule_service(request, user, sv)
         rule = INVENTORY_SERVICES.get(sv.srv)
         if rule is None or not rule.non_device:
             raise _Refusal(NOT_FOR_DEVICE_MODEL, f"gbhil's DCC does not provide SRV {sv.srv}")
@@ -791,6 +847,94 @@ class DccProcessor:
         for notice in outcome.alerts:
             self._send_dcc_alert(notice)
         return self._answer(outcome.to_response(request, at=now))
+
+    def _update_firmware(self, request: Request, user: DccUser) -> SyncAnswer:
+        """SR 11.1 / 11.4: answer the DSP checks now, distribute in the background."""
+        update = parse_request(request)
+        outcome, devices = self.firmware.accept(update, user.context)
+        if devices:
+            task = asyncio.get_running_loop().create_task(
+                self._distribute_firmware(update, devices))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return self._answer(outcome.to_response(request, at=self.clock.now()))
+
+    async def _distribute_firmware(self, update: UpdateFirmwareRequest,
+                                   devices: tuple[str, ...]) -> None:
+        await self.firmware.distribute(update, devices, self._send_dcc_alert)
+
+    # --- SR 5.1-5.3 DSP schedules --------------------------------------------------------------
+
+    def _schedule_service(self, request: Request, user: DccUser, sv: ServiceVariant
+                          ) -> SyncAnswer:
+        """Create, read or delete the User's DSP schedules (:mod:`gbhil.dcc.schedules`)."""
+        now = self.clock.now()
+        body = request.body
+        try:
+            if sv.srv == "5.1":
+                created = self.schedules.create(self._checked_schedule(request, user))
+                element = etree.Element(_sr("DSPScheduleID"), nsmap={"sr": SR_NS})
+                element.text = str(created.schedule_id)
+                outcome = ServiceOutcome(SUCCESS, element)
+            else:
+                what = "read" if sv.srv == "5.2" else "delete"
+                found = self.schedules.select(body, user.user_id, what)
+                if not found:
+                    outcome = ServiceOutcome(SCHEDULE_CODES[f"{what}.none"])
+                elif what == "read":
+                    outcome = ServiceOutcome(SUCCESS, self.schedules.read_element(found))
+                else:
+                    self.schedules.delete(found)
+                    outcome = ServiceOutcome(ACKNOWLEDGED)
+        except ScheduleError as exc:
+            raise _Refusal(SCHEDULE_CODES[exc.key], exc.reason) from None
+        except DuisModelError as exc:
+            raise _Refusal(UNKNOWN_DEVICE, str(exc)) from None
+        return self._answer(outcome.to_response(request, at=now))
+
+    def _checked_schedule(self, request: Request, user: DccUser) -> Schedule:
+        schedule = parse_create(request, frozenset(user.roles), self.clock.now())
+        target = service_variant(schedule.srv)
+        if target is None or not user.roles & target.roles:
+            raise ScheduleError("create.role", f"roles {sorted(user.roles)} may not send "
+                                f"{schedule.srv}")
+        device = self.inventory.inventory.find(schedule.device_id)
+        if device is None:
+            raise _Refusal(UNKNOWN_DEVICE, f"{schedule.device_id} is not in the SMI")
+        if not any(str(device.device_type) in r.device_types for r in target.routes):
+            raise _Refusal(_code("E11"), f"{schedule.srv} does not apply to a "
+                           f"{device.device_type}")
+        if not self._authorised(user, target, device):
+            raise _Refusal(ROLE_NOT_FOR_DEVICE, f"{user.user_id} is not registered for "
+                           f"{device.device_id}")
+        return schedule
+
+    def _run_schedule(self, schedule: Schedule, due: dt.datetime) -> None:
+        """One occurrence: the scheduled read goes through the device request path; a
+        refusal (device gone, User no longer registered...) reaches the User as the
+        schedule's asynchronous answer."""
+        user = self.users.get(schedule.user_id)
+        if user is None:
+            return
+        counter = max(int(due.timestamp() * 1000), self._last_counter.get(user.user_id, 0) + 1)
+        request = schedule.device_request(counter, due)
+        sv = service_variant(schedule.srv)
+        assert sv is not None
+        self._schedule_runs[request.header.request_id] = schedule.schedule_id
+        task = asyncio.get_running_loop().create_task(self._scheduled_device(request, user, sv))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _scheduled_device(self, request: Request, user: DccUser,
+                                sv: ServiceVariant) -> None:
+        try:
+            await self._device(request, user, sv)
+        except _Refusal as refusal:
+            self._schedule_runs.pop(request.header.request_id, None)
+            log.info("DSP schedule run %s refused: %s", request.header.request_id, refusal)
+            self._deliver(user.user_id, acknowledgement(request, refusal.code,
+                                                        at=self.clock.now()),
+                          MessageKind.RESPONSE)
 
     # --- device requests -------------------------------------------------------------------------
 
@@ -1043,9 +1187,11 @@ class DccProcessor:
 
     def _fail(self, job: _Job, code: str) -> None:
         """The request ends without a device response: tell the User (async response)."""
-        self._pending_store.remove(job.request_id)
+        if self._schedule_runs.pop(job.request_id, None) is not None and code == NO_RESPONSE:
+            code = DSP_FUTURE_DATED_TIMEOUT  # E31 covers DSP schedules too
         response = acknowledgement(job.request, code, at=self.clock.now())
         self._deliver(job.user.user_id, response, MessageKind.RESPONSE)
+        self._pending_store.remove(job.request_id)  # after the outbox has the answer
         self._finish(job.request_id, code)
 
     def _finish(self, request_id: RequestID, code: str) -> None:
@@ -1056,11 +1202,16 @@ class DccProcessor:
             job.waiting_for = None
             self._start(job)
 
-    def recover(self) -> int:
+    def recover(self, answered: Collection[str] = ()) -> int:
         """After a restart: every request acknowledged before it and never answered gets
-        E21 (E31 when it was DSP future-dated), so nothing acknowledged is lost."""
+        E21 (E31 when it was DSP future-dated), so nothing acknowledged is lost.
+        ``answered``: RequestIDs whose response the outbox already holds (the crash came
+        between queueing it and clearing the pending row)."""
+        self.schedules.start()
         count = 0
         for header, user_id, dsp in self._pending_store.take_all():
+            if str(header.request_id) in answered:
+                continue
             code = DSP_FUTURE_DATED_TIMEOUT if dsp else NO_RESPONSE
             self._deliver(user_id, acknowledgement(header, code, at=self.clock.now()),
                           MessageKind.RESPONSE)
@@ -1086,21 +1237,29 @@ class DccProcessor:
                 return
             if job.timer is not None:
                 job.timer.cancel()
-            self._pending_store.remove(job.request_id)
-            self._deliver(job.user.user_id,
-                          gbcs_response(job.request, raw, at=self.clock.now()),
-                          MessageKind.RESPONSE)
+            # SMI first, then the outbox, then the pending row: a crash in between leaves
+            # either the E21 of recover() or the response queued (recover() skips it).
             ok = self._after_response(job.origin, job.user, raw, msg)
+            schedule_id = self._schedule_runs.pop(job.request_id, None)
+            self._deliver(job.user.user_id,
+                          gbcs_response(job.request, raw, at=self.clock.now())
+                          if schedule_id is None else
+                          scheduled_response(job.request, raw, schedule_id, at=self.clock.now()),
+                          MessageKind.RESPONSE)
+            self._pending_store.remove(job.request_id)
             self._finish(job.request_id, SUCCESS if ok else SEQUENCE_PREVIOUS_FAILED)
         elif gs.cra is Cra.ALERT:
             self._device_alert(raw, msg)
 
     def _after_response(self, origin: Request, user: DccUser, raw: bytes,
-                        msg: DecodedMessage) -> bool:
+                        msg: DecodedMessage, *, local: bool = False) -> bool:
         """Inventory bookkeeping after a device answered; True when it reports success."""
-        outcome = describe_response(raw).get("outcome", {})
+        outcome = response_outcome(raw)
         ok = outcome.get("success", True) is not False
         srv = origin.header.service_reference_variant
+        if ok and srv in TRACKED_CREDENTIAL_SERVICES:
+            self.org_certificates.record_response(
+                origin.header.business_target_id, srv, msg, self.clock.now(), local=local)
         rule = INVENTORY_SERVICES.get(srv)
         if ok and rule is not None and not rule.non_device:
             try:
@@ -1130,6 +1289,9 @@ class DccProcessor:
         target = format_eui(gs.business_target)
         at = self.clock.now()
         if target == self.users.dcc.eui:
+            if code in DUAL_BAND_ALERT_CODES:
+                self._dual_band_alert(device, code, msg)
+                return
             self._comms_hub_alert(device, code, at)
             return
         user = self.users.get(target)
@@ -1157,11 +1319,26 @@ class DccProcessor:
         etree.SubElement(body, _sr("TimeStamp")).text = format_datetime(at)
         self._send_dcc_alert(AlertNotice(COMMS_HUB_ALERT, tuple(recipients), body))
 
-    def _send_dcc_alert(self, notice: AlertNotice) -> None:
+    def _dual_band_alert(self, device: str, code: int, msg: DecodedMessage) -> None:
+        """A dual-band CHF alert for the ACB: N54 to the hub's Responsible Suppliers (E59
+        for the sub-GHz errors, seed 003)."""
+        inventory = self.inventory.inventory
+        if inventory.find(device) is None:
+            return
+        recipients = sorted(inventory.responsible_suppliers(device))
+        payload = msg.payload
+        body = dual_band_alert_body(
+            device, code, msg.frame.gs.message_code,
+            payload.body if isinstance(payload, dlms.DataNotification) else None)
+        self._send_dcc_alert(AlertNotice(DUAL_BAND_CH_ALERT, tuple(recipients), body),
+                             response_code=dual_band_response_code(code, SUCCESS))
+
+    def _send_dcc_alert(self, notice: AlertNotice, *, response_code: str = SUCCESS) -> None:
         for user_id in notice.recipients:
             def build(sequence: int | None, count: int | None,
                       notice: AlertNotice = notice) -> Response:
                 return dcc_alert(notice.code, notice.body, at=self.clock.now(),
+                                 code=response_code,
                                  throttled_alert_sequence_id=sequence,
                                  throttled_alert_count=count)
 
@@ -1247,7 +1424,7 @@ class DccProcessor:
                                                                        record.counter):
             return codes["response.mismatch"]
         del self._local[original_id]
-        self._after_response(record.origin, user, raw, msg)
+        self._after_response(record.origin, user, raw, msg, local=True)
         return ACKNOWLEDGED
 
     # --- output ---------------------------------------------------------------------------------
@@ -1294,6 +1471,7 @@ class DccProcessor:
                 job.held.cancel()
         for outage in self._outages.values():
             outage.timer.cancel()
+        self.schedules.close()
         self._pending_store.close()
 
 

@@ -19,6 +19,7 @@ response or alert for DUIS response bodies and logs, and
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -447,6 +448,32 @@ def _asn1_outcome(view: Any) -> dict[str, Any]:
     return {}
 
 
+@functools.cache
+def _srvs_by_message_code() -> dict[int, tuple[str, ...]]:
+    """Message code -> the SRVs whose catalogue rows use it, sorted (the catalogue is a
+    read-only mapping, so the index is built once instead of scanned per response)."""
+    index: dict[int, set[str]] = {}
+    for sv in SERVICE_VARIANTS.values():
+        for r in sv.routes:
+            index.setdefault(r.message_code, set()).add(sv.srv)
+    return {code: tuple(sorted(srvs)) for code, srvs in index.items()}
+
+
+def response_outcome(gbcs_bytes: bytes) -> dict[str, Any]:
+    """``describe_response(gbcs_bytes)["outcome"]`` (``{}`` for undecodable bytes), without
+    building the JSON view for DLMS and GBZ payloads: the DCC asks this of every response."""
+    try:
+        msg = decode_message(gbcs_bytes)
+    except GbcsError:
+        return {}
+    payload = msg.payload
+    if isinstance(payload, gbz.GbzMessage):
+        return _gbz_outcome(payload)
+    if isinstance(payload, asn1.Asn1Node):
+        return dict(describe_response(gbcs_bytes).get("outcome", {}))
+    return _dlms_outcome(payload)
+
+
 def describe_response(gbcs_bytes: bytes) -> dict[str, Any]:
     """A JSON-able summary of a device's GBCS response or alert (DUIS bodies, logs).
 
@@ -469,14 +496,7 @@ def describe_response(gbcs_bytes: bytes) -> dict[str, Any]:
         outcome = _asn1_outcome(view.get("payload"))
     else:
         outcome = _dlms_outcome(payload)
-    srvs = sorted(
-        {
-            sv.srv
-            for sv in SERVICE_VARIANTS.values()
-            for r in sv.routes
-            if r.message_code == gs.message_code
-        }
-    )
+    srvs = list(_srvs_by_message_code().get(gs.message_code, ()))
     summary: dict[str, Any] = {
         "kind": gs.cra.name.lower(),
         "shape": view["shape"],

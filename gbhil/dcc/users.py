@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gbhil.dcc.inventory_requests import UserContext
 from gbhil.duis.model import DCC_EUI, DuisModelError, format_eui
-from gbhil.duis.xmldsig import sign
+from gbhil.duis.xmldsig import XmlInput, sign
 from gbhil.smki import KeyStore, certificate_eui, certificate_role, generate_pki
 
 #: Remote Party Role of a DCC User's XML-signing certificate (DUIS requests, E65 otherwise).
@@ -121,8 +121,9 @@ class DccIdentity:
     certificate: x509.Certificate
     key: ec.EllipticCurvePrivateKey = field(repr=False, compare=False)
 
-    def sign(self, xml: bytes) -> bytes:
-        return sign(xml, self.key, self.certificate)
+    def sign(self, xml: XmlInput, *, in_place: bool = False) -> bytes:
+        """Sign a response or alert; ``in_place`` hands over a freshly built element."""
+        return sign(xml, self.key, self.certificate, in_place=in_place)
 
 
 class UserDirectory:

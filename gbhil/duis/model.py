@@ -14,6 +14,7 @@ import base64
 import binascii
 import datetime as dt
 import enum
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,7 +64,14 @@ def format_eui(value: str | bytes) -> str:
     if isinstance(value, bytes | bytearray):
         if len(value) != 8:
             raise DuisModelError(f"an EUI-64 is 8 bytes, got {len(value)}")
-        return "-".join(f"{b:02X}" for b in value)
+        return value.hex("-").upper()
+    return _format_eui_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_eui_text(value: str) -> str:
+    """Text EUIs repeat on every message (a rig has a handful of devices and Users), so
+    the canonical form is remembered; invalid text raises and is never cached."""
     text = value.strip()
     if not _EUI_RE.fullmatch(text):
         raise DuisModelError(f"{value!r} is not an EUI-64 (XX-XX-XX-XX-XX-XX-XX-XX)")
@@ -223,6 +231,30 @@ def _required(parent: etree._Element, local: str) -> str:
     return value.strip()
 
 
+class _Children:
+    """A header's children by tag in one pass (first of each, as ``find`` returns): every
+    message has two or three headers of four to seven fields each."""
+
+    __slots__ = ("_by_tag", "_parent")
+
+    def __init__(self, parent: etree._Element):
+        self._parent = parent
+        by_tag: dict[object, etree._Element] = {}
+        for child in parent:
+            by_tag.setdefault(child.tag, child)
+        self._by_tag = by_tag
+
+    def text(self, local: str) -> str | None:
+        child = self._by_tag.get(_sr(local))
+        return None if child is None else (child.text or "")
+
+    def required(self, local: str) -> str:
+        value = self.text(local)
+        if value is None:
+            raise DuisModelError(f"{etree.QName(self._parent).localname} has no sr:{local}")
+        return value.strip()
+
+
 def _only_child(parent: etree._Element, what: str) -> etree._Element:
     children = [c for c in parent if isinstance(c.tag, str)]
     if len(children) != 1:
@@ -254,8 +286,9 @@ class RequestHeader:
         return self.request_id.counter
 
     @classmethod
-    def from_element(cls, header: etree._Element) -> RequestHeader:
-        cv_text = _required(header, "CommandVariant")
+    def from_element(cls, element: etree._Element) -> RequestHeader:
+        header = _Children(element)
+        cv_text = header.required("CommandVariant")
         try:
             cv = CommandVariant(int(cv_text))
         except ValueError:
@@ -263,13 +296,13 @@ class RequestHeader:
                                  response_code="E12") from None
         if not cv.user_allowed:
             raise DuisModelError("CommandVariant 9 is internal to the DCC", response_code="E12")
-        first = _text(header, "FirstInSequence")
-        preceding = _text(header, "PrecedingServiceRequestID")
+        first = header.text("FirstInSequence")
+        preceding = header.text("PrecedingServiceRequestID")
         return cls(
-            request_id=RequestID.parse(_required(header, "RequestID")),
+            request_id=RequestID.parse(header.required("RequestID")),
             command_variant=cv,
-            service_reference=_required(header, "ServiceReference"),
-            service_reference_variant=_required(header, "ServiceReferenceVariant"),
+            service_reference=header.required("ServiceReference"),
+            service_reference_variant=header.required("ServiceReferenceVariant"),
             first_in_sequence=None if first is None else first.strip() in ("true", "1"),
             preceding_request_id=None if preceding is None else RequestID.parse(preceding),
         )
@@ -588,12 +621,13 @@ class ResponseHeader:
         object.__setattr__(self, "response_date_time", wire_datetime(self.response_date_time))
 
     @classmethod
-    def from_element(cls, header: etree._Element) -> ResponseHeader:
-        request_id = _text(header, "RequestID")
-        response_id = _text(header, "ResponseID")
+    def from_element(cls, element: etree._Element) -> ResponseHeader:
+        header = _Children(element)
+        request_id = header.text("RequestID")
+        response_id = header.text("ResponseID")
         return cls(
-            response_code=_required(header, "ResponseCode"),
-            response_date_time=parse_datetime(_required(header, "ResponseDateTime")),
+            response_code=header.required("ResponseCode"),
+            response_date_time=parse_datetime(header.required("ResponseDateTime")),
             request_id=None if request_id is None else RequestID.parse(request_id),
             response_id=None if response_id is None else RequestID.parse(response_id),
         )

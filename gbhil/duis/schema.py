@@ -202,9 +202,8 @@ def parse_xml(
         raise DuisForbiddenError(
             "DOCTYPE declarations are not allowed in DUIS messages (DTD/entity/XXE guard)"
         )
-    for node in tree.getroot().iter():
-        if isinstance(node, etree._Entity):  # an unexpanded entity reference
-            raise DuisForbiddenError(f"entity reference {node.text} is not allowed")
+    for node in tree.getroot().iter(etree.Entity):  # unexpanded entity references
+        raise DuisForbiddenError(f"entity reference {node.text} is not allowed")
     return tree
 
 
@@ -478,12 +477,25 @@ def load_schema(
 ) -> DuisSchema:
     """The compiled schema set ``version`` from ``folder`` (see :func:`resolve_schema_folder`);
     compiled on first use, then cached per (version, folder)."""
-    return _compile(version, str(resolve_schema_folder(folder)))
+    if folder is not None:
+        return _compile(version, str(resolve_schema_folder(folder)))
+    # The default folder search stats several paths; every parsed message asks for the
+    # default schema, so remember the answer per (version, environment, working folder).
+    key = (version, os.environ.get(SCHEMA_ENV), os.environ.get(CONFORMANCE_ENV), os.getcwd())
+    schema = _DEFAULT_SCHEMAS.get(key)
+    if schema is None:
+        schema = _compile(version, str(resolve_schema_folder(None)))
+        _DEFAULT_SCHEMAS[key] = schema
+    return schema
+
+
+_DEFAULT_SCHEMAS: dict[tuple[str, str | None, str | None, str], DuisSchema] = {}
 
 
 def clear_schema_cache() -> None:
     """Forget compiled schemas (after the folder's content or the registry changed)."""
     _compile.cache_clear()
+    _DEFAULT_SCHEMAS.clear()
 
 
 # --- Built-in schema sets ------------------------------------------------------------------

@@ -182,12 +182,13 @@ def _detach(element: etree._Element) -> None:
             parent.text = (parent.text or "") + tail
 
 
-def _load(xml: XmlInput, max_bytes: int) -> etree._ElementTree:
-    """A private tree: parsed from bytes with :func:`parse_xml`, or a deep copy."""
+def _load(xml: XmlInput, max_bytes: int, *, in_place: bool = False) -> etree._ElementTree:
+    """A private tree: parsed from bytes with :func:`parse_xml`, or a deep copy (or the
+    caller's own tree when it hands it over with ``in_place``)."""
     if isinstance(xml, etree._ElementTree):
-        return copy.deepcopy(xml)
+        return xml if in_place else copy.deepcopy(xml)
     if isinstance(xml, etree._Element):
-        return etree.ElementTree(copy.deepcopy(xml))
+        return etree.ElementTree(xml if in_place else copy.deepcopy(xml))
     return parse_xml(xml, max_bytes=max_bytes)
 
 
@@ -227,41 +228,78 @@ def _sub(parent: etree._Element, local: str, text: str | None = None, **attrib: 
     return element
 
 
+class _Signer:
+    """One checked (key, certificate) pair and its ready-made ``ds:Signature`` skeleton:
+    the key match and the KeyInfo never change, so each signature only copies it."""
+
+    __slots__ = ("certificate", "key", "template")
+
+    def __init__(self, private_key: object, certificate: x509.Certificate):
+        self.key = _check_key(private_key, certificate)
+        self.certificate = certificate
+        signature = etree.Element(_ds("Signature"), nsmap={"ds": DS_NS})
+        signed_info = _sub(signature, "SignedInfo")
+        _sub(signed_info, "CanonicalizationMethod", Algorithm=ALG_EXC_C14N)
+        _sub(signed_info, "SignatureMethod", Algorithm=ALG_ECDSA_SHA256)
+        reference = _sub(signed_info, "Reference", URI="")
+        _sub(_sub(reference, "Transforms"), "Transform", Algorithm=ALG_ENVELOPED)
+        _sub(reference, "DigestMethod", Algorithm=ALG_SHA256)
+        _sub(reference, "DigestValue", "")
+        _sub(signature, "SignatureValue", "")
+        issuer_serial = _sub(_sub(_sub(signature, "KeyInfo"), "X509Data"), "X509IssuerSerial")
+        _sub(issuer_serial, "X509IssuerName", issuer_name(certificate))
+        _sub(issuer_serial, "X509SerialNumber", str(certificate.serial_number))
+        self.template = signature
+
+
+#: Signers by the identity of their (key, certificate) objects; each entry holds both
+#: objects, so an id cannot be reused while its entry exists.
+_SIGNERS: dict[tuple[int, int], _Signer] = {}
+_MAX_SIGNERS = 256
+
+
+def _signer(private_key: object, certificate: x509.Certificate) -> _Signer:
+    found = _SIGNERS.get((id(private_key), id(certificate)))
+    if found is not None and found.key is private_key and found.certificate is certificate:
+        return found
+    signer = _Signer(private_key, certificate)  # raises SigningError: nothing cached
+    if len(_SIGNERS) >= _MAX_SIGNERS:
+        _SIGNERS.clear()
+    _SIGNERS[(id(private_key), id(certificate))] = signer
+    return signer
+
+
 def sign(
     xml: XmlInput,
     private_key: ec.EllipticCurvePrivateKey,
     certificate: x509.Certificate,
     *,
     max_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    in_place: bool = False,
 ) -> bytes:
     """Sign a DUIS document the way the DCC Boxed Java ``Sign`` does; returns compact bytes.
 
     Any ``ds:Signature`` child of the root (e.g. a template's placeholder) is removed
     first and the XML is compacted, since Java verifiers digest compact XML only. An
-    element or tree argument is copied, never modified.
+    element or tree argument is copied, never modified, unless ``in_place`` says the
+    caller gives it up (a freshly built response: no serialise-and-reparse round trip).
     """
-    key = _check_key(private_key, certificate)
-    tree = _load(xml, max_bytes)
+    signer = _signer(private_key, certificate)
+    tree = _load(xml, max_bytes, in_place=in_place)
     root = tree.getroot()
     for old in root.findall(_ds("Signature")):
         _detach(old)
     compact(root)
     digest = hashlib.sha256(_c14n(tree, exclusive=False)).digest()
 
+    # Declared on the new element itself (as SubElement does), whatever prefixes the
+    # document already binds to the ds namespace; the skeleton's parts go under it.
     signature = etree.SubElement(root, _ds("Signature"), nsmap={"ds": DS_NS})
-    signed_info = _sub(signature, "SignedInfo")
-    _sub(signed_info, "CanonicalizationMethod", Algorithm=ALG_EXC_C14N)
-    _sub(signed_info, "SignatureMethod", Algorithm=ALG_ECDSA_SHA256)
-    reference = _sub(signed_info, "Reference", URI="")
-    _sub(_sub(reference, "Transforms"), "Transform", Algorithm=ALG_ENVELOPED)
-    _sub(reference, "DigestMethod", Algorithm=ALG_SHA256)
-    _sub(reference, "DigestValue", base64.b64encode(digest).decode("ascii"))
-    value = _sub(signature, "SignatureValue")
-    issuer_serial = _sub(_sub(_sub(signature, "KeyInfo"), "X509Data"), "X509IssuerSerial")
-    _sub(issuer_serial, "X509IssuerName", issuer_name(certificate))
-    _sub(issuer_serial, "X509SerialNumber", str(certificate.serial_number))
+    signature.extend([copy.deepcopy(part) for part in signer.template])
+    signed_info, value = signature[0], signature[1]
+    signed_info[2][2].text = base64.b64encode(digest).decode("ascii")  # Reference/DigestValue
 
-    der = key.sign(_c14n(signed_info, exclusive=True), ec.ECDSA(hashes.SHA256()))
+    der = signer.key.sign(_c14n(signed_info, exclusive=True), ec.ECDSA(hashes.SHA256()))
     r, s = utils.decode_dss_signature(der)
     raw = r.to_bytes(_P256_BYTES, "big") + s.to_bytes(_P256_BYTES, "big")
     value.text = base64.b64encode(raw).decode("ascii")
@@ -327,6 +365,7 @@ def verify(
     *,
     java_whitespace: bool = True,
     max_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    in_place: bool = False,
 ) -> VerifiedSignature:
     """Verify the DUIS signature of ``xml``; raise the precise :class:`SignatureError`.
 
@@ -336,9 +375,11 @@ def verify(
     signature in the profile, a single serial, a known certificate, the digest, the
     signature value, then the certificate's validity period at ``at``. With
     ``java_whitespace`` (default) inter-element whitespace is dropped first, as the DCC
-    Boxed Java validator does; ``False`` verifies the bytes exactly as given.
+    Boxed Java validator does; ``False`` verifies the bytes exactly as given. An element
+    or tree argument is copied first unless ``in_place`` says the caller gives it up (it
+    is then compacted and loses its signature).
     """
-    tree = _load(xml, max_bytes)
+    tree = _load(xml, max_bytes, in_place=in_place)
     root = tree.getroot()
     if java_whitespace:
         compact(root)

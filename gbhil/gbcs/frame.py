@@ -13,6 +13,7 @@ from enum import Enum, IntEnum
 from gbhil.gbcs.errors import GbcsDecodeError, GbcsEncodeError
 from gbhil.gbcs.kdf import MAC_LEN, SC_AUTHENTICATED
 from gbhil.gbcs.reader import Reader, encode_length
+from gbhil.gbcs.recent import RecentDecodes
 
 TAG_GENERAL_CIPHERING = 0xDD
 TAG_GENERAL_SIGNING = 0xDF
@@ -296,8 +297,22 @@ _MAC_HEADER_FIELDS = (
 )
 
 
+_RECENT_FRAMES: RecentDecodes[GbcsMessage] = RecentDecodes()
+
+
 def decode_frame(data: bytes, *, precommand: bool | None = None) -> GbcsMessage:
     """Decode the envelope of a GBCS message (not GBT, see gbhil.gbcs.gbt)."""
+    if type(data) is not bytes:  # only immutable input can key the memo
+        return _decode_frame(data, precommand)
+    key = (data, precommand)
+    found = _RECENT_FRAMES.get(key)
+    if found is None:
+        found = _decode_frame(data, precommand)
+        _RECENT_FRAMES.put(key, found)
+    return found
+
+
+def _decode_frame(data: bytes, precommand: bool | None) -> GbcsMessage:
     r = Reader(data)
     first = r.peek("message tag")
     if first == TAG_GENERAL_SIGNING:

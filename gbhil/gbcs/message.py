@@ -18,6 +18,7 @@ from gbhil.gbcs.errors import GbcsDecodeError, GbcsError
 from gbhil.gbcs.frame import Cra, Eui64, GbcsMessage, Shape, decode_frame
 from gbhil.gbcs.kdf import MAC_LEN
 from gbhil.gbcs.reader import Reader
+from gbhil.gbcs.recent import RecentDecodes
 from gbhil.gbcs.security import (
     Check,
     SecurityContext,
@@ -110,11 +111,25 @@ def content_offset(raw: bytes, msg: GbcsMessage) -> int:
     return len(raw) - tail - len(msg.gs.content)
 
 
+_RECENT_MESSAGES: RecentDecodes[DecodedMessage] = RecentDecodes()
+
+
 def decode_message(raw: bytes, *, precommand: bool | None = None) -> DecodedMessage:
-    """Decode envelope and payload; raises :class:`GbcsDecodeError` on bad input."""
+    """Decode envelope and payload; raises :class:`GbcsDecodeError` on bad input.
+
+    DLMS and GBZ results are deep-frozen, so recent ones are shared between callers;
+    ASN.1 trees are mutable and are decoded afresh for each caller."""
+    key = (raw, precommand) if type(raw) is bytes else None
+    if key is not None:
+        found = _RECENT_MESSAGES.get(key)
+        if found is not None:
+            return found
     frame = decode_frame(raw, precommand=precommand)
     payload = decode_payload(frame.gs.content, frame.gs.cra, content_offset(raw, frame))
-    return DecodedMessage(frame, payload)
+    message = DecodedMessage(frame, payload)
+    if key is not None and not isinstance(payload, asn1.Asn1Node):
+        _RECENT_MESSAGES.put(key, message)
+    return message
 
 
 # --- checks and the human view --------------------------------------------------
