@@ -2,8 +2,11 @@
 
 The first tests stage an image straight into the ESME's spare slot (what a completed OTA
 leaves behind) and activate it with the critical 11.3 (CV 4 pre-command, signed by the
-supplier, CV 5); the version read back with 11.2 is checked by the DCC against the SMI and
-the CPL (seed 004 table 41: N49 / N50 / N51).
+supplier, CV 5). The version the CS06 outcome, the 0x00CA future-dated activation alert
+and the 11.2 reads (ECS52 for the ESME and CHF, GCS38 for the GSME) report is checked by
+the DCC against the SMI and the CPL (seed 004 table 41): N49 after an 11.2 only, to the
+IS/GS that did not send it; N50 (Removed: SMI updated) and N51 (not listed: SMI kept)
+after 11.2, 11.3 or 0x8F66.
 
 The distribution tests build and sign real GBCS OTA images with :mod:`gbhil.firmware`, list
 them on the CPL, and send them with SR 11.1 (ESME, GSME) or SR 11.4 (the rig's SMETS2
@@ -31,7 +34,7 @@ from gbhil.dcc.inventory import DeviceStatus, DeviceType, NewDevice
 from gbhil.devices import firmware
 from gbhil.devices.core import Device
 from gbhil.devices.trust import Role
-from gbhil.duis.codes import ACKNOWLEDGED
+from gbhil.duis.codes import ACKNOWLEDGED, UPDATE_FIRMWARE_WARNING
 from gbhil.duis.model import format_eui
 from gbhil.firmware import FirmwareManifest, ImageSpec, build_image, decode_image
 from gbhil.han.network import DEFAULT_IMAGE_TYPE, DEFAULT_MANUFACTURER_CODE
@@ -56,6 +59,10 @@ VERSION_N49 = "01000104"
 VERSION_N50 = "01000105"
 VERSION_N51 = "01000106"
 VERSION_MISMATCH = "01000107"
+VERSION_N50_READ = "01000108"
+#: Versions the SMI is set to before an 11.2 to the GSME / CHF reports the running one.
+VERSION_GSME_OLD = "0.9.1"
+VERSION_CHF_OLD = "00000109"
 #: White-box tests stage images or read slots in the device objects themselves.
 LOCAL = "local_devices"
 
@@ -148,9 +155,9 @@ def test_immediate_activation_runs_the_staged_image(dcc: DccClient, esme: Device
 
     assert outcome["responseCode"] == ACTIVATED
     assert str(outcome["firmwareVersion"]).upper() == VERSION_IMMEDIATE
-    assert _read_version(dcc, esme) == VERSION_IMMEDIATE
     assert _smi_version(dcc, esme) == VERSION_IMMEDIATE, "Current on the CPL: SMI updated"
-    assert not dcc.watch_alerts(60, code=N49), "no N49 to the supplier who read it"
+    assert _read_version(dcc, esme) == VERSION_IMMEDIATE
+    assert not dcc.watch_alerts(60, code=N49), "N49 follows 11.2 only, and the SMI matches"
 
 
 @usecase("CS06")
@@ -173,6 +180,9 @@ def test_future_dated_activation_raises_8f66_when_due(
     assert alert.at >= at
     summary = dcc.describe(alert)
     assert summary["header"]["messageCode"] == CS06_ALERT_MESSAGE_CODE
+    [n51] = dcc.await_alerts(code=N51, user=Role.SUPPLIER)  # VERSION_FUTURE is not listed
+    assert n51.at >= at
+    assert _smi_version(dcc, esme) == before["payload"]["data"][0]["octet-string"].upper()
     assert _read_version(dcc, esme) == VERSION_FUTURE
 
 
@@ -193,61 +203,141 @@ def test_activation_with_the_wrong_hash_is_refused_with_hash_mismatch(
     assert _read_version(dcc, esme) == running
 
 
-@usecase("CS06", "ECS52")
+@usecase("ECS52")
 @needs(LOCAL)
-@srv("11.3", "11.2")
+@srv("11.2")
 def test_version_read_by_another_user_raises_n49_to_the_supplier(
     dcc: DccClient, esme: Device
 ) -> None:
+    """The ESME runs a Current version the SMI does not know (activated while the DCC did
+    not hear the 11.3 response): the network operator's read updates the SMI and tells
+    the supplier with N49; the reader itself gets none."""
     image_hash = _stage(esme, VERSION_N49)
     _list_on_cpl(dcc, esme, VERSION_N49, image_hash)
-    assert _outcome(dcc, _activate(dcc, esme, image_hash))["responseCode"] == ACTIVATED
-    # the supplier's own read would update the SMI silently; the network operator's does not
+    assert firmware.slots(esme).activate(image_hash) == ACTIVATED
+
     assert _read_version(dcc, esme, user=Role.NETWORK_OPERATOR) == VERSION_N49
 
     [alert] = dcc.await_alerts(code=N49, user=Role.SUPPLIER)
     assert alert.code == N49
     assert _smi_version(dcc, esme) == VERSION_N49
+    assert not dcc.watch_alerts(60, code=N49, user=Role.NETWORK_OPERATOR)
 
 
-@usecase("CS06", "ECS52")
+@usecase("CS06")
 @needs(LOCAL)
-@srv("11.3", "11.2")
-def test_version_removed_from_the_cpl_raises_n50(dcc: DccClient, esme: Device) -> None:
-    """Negative: the activated version's CPL entry is Removed -> N50, SMI updated."""
+@srv("11.3")
+def test_activation_to_a_version_removed_from_the_cpl_raises_n50(
+    dcc: DccClient, esme: Device
+) -> None:
+    """Negative: the activated version's CPL entry is Removed -> N50 from the CS06 outcome
+    itself, SMI updated; a later 11.2 finds the SMI matching and raises nothing more."""
     image_hash = _stage(esme, VERSION_N50)
     entry = _list_on_cpl(dcc, esme, VERSION_N50, image_hash)
     dcc.emulator.cpl.remove(entry.entry_id)
-    assert _outcome(dcc, _activate(dcc, esme, image_hash))["responseCode"] == ACTIVATED
 
-    assert _read_version(dcc, esme) == VERSION_N50
+    assert _outcome(dcc, _activate(dcc, esme, image_hash))["responseCode"] == ACTIVATED
 
     dcc.await_alerts(code=N50, user=Role.SUPPLIER)
     assert _smi_version(dcc, esme) == VERSION_N50
+    assert _read_version(dcc, esme) == VERSION_N50
+    assert len(dcc.watch_alerts(60, code=N50)) == 1
+
+
+@usecase("ECS52")
+@needs(LOCAL)
+@srv("11.2")
+def test_version_read_removed_from_the_cpl_raises_n50_to_the_reader_too(
+    dcc: DccClient, esme: Device
+) -> None:
+    """N50 after 11.2 has no 'did not submit' exception: the reading supplier gets it."""
+    image_hash = _stage(esme, VERSION_N50_READ)
+    entry = _list_on_cpl(dcc, esme, VERSION_N50_READ, image_hash)
+    dcc.emulator.cpl.remove(entry.entry_id)
+    assert firmware.slots(esme).activate(image_hash) == ACTIVATED
+
+    assert _read_version(dcc, esme) == VERSION_N50_READ
+
+    dcc.await_alerts(code=N50, user=Role.SUPPLIER)
+    assert _smi_version(dcc, esme) == VERSION_N50_READ
+    smi = dcc.inventory.get(format_eui(esme.eui))
+    assert smi.status is DeviceStatus.COMMISSIONED, "N50: Device Status not Suspended"
 
 
 @usecase("CS06", "ECS52")
 @needs(LOCAL)
 @srv("11.3", "11.2")
 def test_version_not_on_the_cpl_raises_n51(dcc: DccClient, esme: Device) -> None:
-    """Negative: a version the CPL does not list -> N51; the SMI keeps the old one."""
+    """Negative: a version the CPL does not list -> N51 on the CS06 outcome and again on
+    the 11.2 read; the SMI keeps the old version throughout."""
     old = _smi_version(dcc, esme)
     image_hash = _stage(esme, VERSION_N51)
     assert _outcome(dcc, _activate(dcc, esme, image_hash))["responseCode"] == ACTIVATED
+    dcc.await_alerts(code=N51, user=Role.SUPPLIER)
+    assert _smi_version(dcc, esme) == old
 
     assert _read_version(dcc, esme) == VERSION_N51
 
-    dcc.await_alerts(code=N51, user=Role.SUPPLIER)
+    dcc.await_alerts(2, code=N51, user=Role.SUPPLIER)
     assert _smi_version(dcc, esme) == old
     assert not [a for a in dcc.alerts if a.code in (N49, N50)]
+
+
+def _relist_smi(dcc: DccClient, device: Device, version: str) -> str:
+    """List ``version`` on the CPL for the device's model and make it the SMI's, as if the
+    device had been upgraded since; returns the version the device really runs."""
+    smi = dcc.inventory.get(format_eui(device.eui))
+    running = str(smi.firmware_version)
+    model = DeviceModel(smi.manufacturer, smi.model, smi.hardware_version)
+    current = dcc.emulator.cpl.entry_for(model, running)
+    assert current is not None
+    if dcc.emulator.cpl.entry_for(model, version) is None:
+        dcc.emulator.cpl.add(replace(current, firmware_version=version, entry_id=0,
+                                     status=CplStatus.CURRENT))
+    dcc.inventory.update_details(format_eui(device.eui), firmware_version=version)
+    return running
+
+
+@usecase("GCS38")
+@srv("11.2")
+def test_gsme_version_read_gcs38_by_the_network_operator_raises_n49(
+    dcc: DccClient, gsme: Device
+) -> None:
+    """GCS38 (ZCL, through the GPF) counts like ECS52: the GSME's Current version goes into
+    the SMI and its Gas Supplier, who did not ask, gets N49."""
+    running = _relist_smi(dcc, gsme, VERSION_GSME_OLD)
+    try:
+        response = dcc.submit(dcc.request("11.2", gsme, user=Role.NETWORK_OPERATOR)
+                              ).await_response(within=7200)
+        assert dcc.describe(response)["outcome"]["success"] is True
+
+        [alert] = dcc.await_alerts(code=N49, user=Role.SUPPLIER)
+        assert alert.code == N49
+        assert str(dcc.inventory.get(_eui(gsme)).firmware_version) == running
+        assert not dcc.watch_alerts(1, code=N49, user=Role.NETWORK_OPERATOR)
+    finally:
+        dcc.inventory.update_details(_eui(gsme), firmware_version=running)
+
+
+@usecase("ECS52")
+@srv("11.2")
+def test_chf_version_read_by_the_network_operator_raises_n49(
+    dcc: DccClient, chf: Device
+) -> None:
+    running = _relist_smi(dcc, chf, VERSION_CHF_OLD)
+    try:
+        assert _read_version(dcc, chf, user=Role.NETWORK_OPERATOR) == running
+
+        dcc.await_alerts(code=N49, user=Role.SUPPLIER)
+        assert str(dcc.inventory.get(_eui(chf)).firmware_version) == running
+    finally:
+        dcc.inventory.update_details(_eui(chf), firmware_version=running)
 
 
 # --- SR 11.1 / 11.4 distribution over the HAN ------------------------------------------------
 
 #: DCC alerts of seed 004 5.9.3 (table 41) on a failed distribution.
 N18, N19, N20, N21 = "N18", "N19", "N20", "N21"
-#: The SR 11.1 / 11.4 warning listing Devices the DSP did not pass on (XSD, seed 004).
-UPDATE_FIRMWARE_WARNING = "W110101"
 CLUSTER_OTA = 0x0019
 #: Manufacturer images: small enough for a quick transfer, many 64-octet blocks.
 PAYLOAD_OCTETS = 2048

@@ -4,10 +4,13 @@ suite, the gbhil extension, the SMKI service, and delivery retries and the faile
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
+import sqlite3
 import ssl
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +28,10 @@ from gbhil.dcc.endpoint import (
     client_ssl_context,
     generate_dccki,
 )
-from gbhil.duis.model import WebService, parse_response
+from gbhil.dcc.store import GroupCommit, open_store
+from gbhil.duis.model import WebService, format_datetime, parse_response
 from gbhil.duis.xmldsig import certificate_resolver, verify
-from tests.test_dcc_processing import SAMPLES, Harness, requires_conformance
+from tests.test_dcc_processing import SAMPLES, Harness, edit, requires_conformance
 
 pytestmark = requires_conformance
 
@@ -272,3 +276,76 @@ def test_answers_verify_with_the_certificate_info_publishes(web: Harness) -> Non
                      web.sign(web.template("8.2_READ_INVENTORY_REQUEST_DUIS.XML")))
     checked = verify(ack, certificate_resolver([published]), at=web.rig.clock.now())
     assert checked.serial == published.serial_number
+
+
+# --- Durability before the I99 (group commit) ----------------------------------------------------
+
+
+def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Read through a second connection: only what is committed is visible."""
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_an_i99_comes_after_one_commit_holding_counter_and_pending_rows(tmp_path: Path) -> None:
+    db = tmp_path / "dcc.sqlite"
+    h = Harness(config=EmulatorConfig(duis_port=0, smki_port=None, store_path=str(db)),
+                capture_sink=False)
+    try:
+        statements: list[str] = []
+        h.emu.processor._pending_store._conn.set_trace_callback(statements.append)
+        due = h.rig.clock.now() + dt.timedelta(hours=1)  # held by the DCC: the row stays
+        xml = edit(h.template("ECS17b_4.1.1_DSP_FUTURE_DATED_REQUEST_DUIS.XML"),
+                   body="<sr:ReadInstantaneousImportRegisters><sr:ExecutionDateTime>"
+                   f"{format_datetime(due)}</sr:ExecutionDateTime>"
+                   "</sr:ReadInstantaneousImportRegisters>")
+        signed = h.sign(xml)
+        status, _, ack = http(h, "POST", WebService.SEND_COMMAND.path, signed)
+        assert status == 200
+        header = h.checked(ack).header
+        assert header.response_code == "I99"
+        rid = header.request_id
+        assert rid is not None
+        assert [s for s in statements if s.startswith(("BEGIN", "COMMIT"))] == [
+            "BEGIN IMMEDIATE", "COMMIT"]
+        assert _rows(db, "SELECT request_id FROM dcc_pending") == [(str(rid),)]
+        assert _rows(db, "SELECT originator, counter FROM dcc_last_counter") == [
+            (rid.originator, rid.counter)]
+    finally:
+        h.close()
+
+
+def test_group_commit_shares_a_commit_and_answers_only_after_it(tmp_path: Path) -> None:
+    db = tmp_path / "queue.sqlite"
+    conn = open_store(db, "CREATE TABLE t (k TEXT PRIMARY KEY);")
+    commits: list[str] = []
+    conn.set_trace_callback(lambda s: commits.append(s) if s == "COMMIT" else None)
+    writes = GroupCommit(conn, threading.Lock(), background=True)
+
+    async def request(key: str) -> list[tuple[Any, ...]]:
+        writes.write("INSERT INTO t VALUES (?)", (key,))
+        await writes.durable()
+        return _rows(db, f"SELECT k FROM t WHERE k = '{key}'")
+
+    async def scenario() -> None:
+        seen = await asyncio.gather(request("a"), request("b"), request("c"))
+        assert seen == [[("a",)], [("b",)], [("c",)]]  # committed before durable() returned
+        assert len(commits) <= 2  # the first alone or all three together, not one each
+        writes.write("INSERT INTO t VALUES (?)", ("d",))  # goes to the worker thread...
+        await asyncio.sleep(0)
+        writes.write("DELETE FROM t WHERE k = ?", ("d",))
+        writes.flush()  # ...and a flush lands after it, not before
+        assert _rows(db, "SELECT k FROM t ORDER BY k") == [("a",), ("b",), ("c",)]
+        writes.write("INSERT INTO t VALUES (?)", ("a",))  # violates the key
+        with pytest.raises(sqlite3.IntegrityError):
+            await writes.durable()
+        assert _rows(db, "SELECT count(*) FROM t") == [(3,)]  # rolled back, nothing half
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        writes.close()
+        conn.close()

@@ -1228,6 +1228,28 @@ def test_firmware_reports_that_raise_nothing(world: World) -> None:
                                                    via=FirmwareReport.READ_FIRMWARE) == ()
 
 
+def test_smets1_ppmid_reports_like_a_meter(world: World) -> None:
+    """Seed 004 CR1045: N49-N51 cover SMETS1 PPMIDs (a SMETS2 PPMID raises nothing); the
+    PPMID's suppliers are those of the meters it serves, the reader excepted for N49."""
+    installed_site(world)
+    world.inventory.add_device(NewDevice(PPMID, DeviceType.PPMID, "GBH1", "PPMID-1",
+                                         firmware_version=FW, smets1=True),
+                               status=DeviceStatus.COMMISSIONED)
+    world.inventory.associate(PPMID, ESME, AssociationKind.JOINED)
+    world.inventory.associate(PPMID, GSME, AssociationKind.JOINED)
+    world.cpl.add(CplEntry(DeviceType.PPMID, DeviceModel("GBH1", "PPMID-1"), "02000000", (),
+                           (), smets1=True))
+    (alert,) = world.service.firmware_version_reported(PPMID, "02000000",
+                                                       via=FirmwareReport.READ_FIRMWARE,
+                                                       requested_by=IS_USER)
+    assert (alert.code, alert.recipients) == (FIRMWARE_UPDATED_IN_SMI, (GAS_SUPPLIER,))
+    assert world.inventory.get(PPMID).firmware_version == "02000000"
+    (unknown,) = world.service.firmware_version_reported(
+        PPMID, "0BAD", via=FirmwareReport.ACTIVATE_FIRMWARE)
+    assert unknown.code == FIRMWARE_UNKNOWN
+    assert world.inventory.get(PPMID).firmware_version == "02000000"
+
+
 def test_e57_from_the_smi_model(world: World) -> None:
     installed_site(world)
     assert world.service.gbcs_problem(ESME, at_least="4.0") is None

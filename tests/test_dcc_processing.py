@@ -16,13 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from lxml import etree
 
 from gbhil.cli_dcc import prepare_request, sign_pre_command, signed_pre_command_request
 from gbhil.dcc.cpl import CplEntry, DeviceModel, simulated_certificates
 from gbhil.dcc.delivery import MessageKind
 from gbhil.dcc.emulator import DccEmulator, EmulatorConfig, default_emulator
+from gbhil.dcc.firmware_reports import ReportedVersion, reported_version, version_text
 from gbhil.dcc.inventory import DeviceStatus, DeviceType, NewDevice, Trigger
+from gbhil.dcc.inventory_requests import FirmwareReport
 from gbhil.dcc.processing import (
     AlertThrottle,
     AlertThrottlePolicy,
@@ -45,6 +49,7 @@ from gbhil.duis.model import (
 )
 from gbhil.duis.schema import SR_NS
 from gbhil.duis.xmldsig import certificate_resolver, sign, verify
+from gbhil.gbcs.message import decode_message
 from gbhil.rigs.simulated import SimulatedRig
 from gbhil.simulator import SteppedClock
 from tests.conftest import CONFORMANCE
@@ -475,6 +480,22 @@ def test_dsp_cancellation_drops_the_held_request_or_is_e52(dcc: Harness) -> None
     assert not dcc.messages("supplier", MessageKind.RESPONSE)
 
 
+def test_dsp_cancellation_asked_for_local_delivery_is_e50(dcc: Harness) -> None:
+    """Seed 003 E50: the request asked for a command for local delivery (CV 2 / 3) but
+    returns none; the DCC keeps what it holds."""
+    later = dcc.rig.clock.now() + dt.timedelta(hours=1)
+    dcc.send("ECS17b_4.1.1_SINGLE_SUCCESS_REQUEST_DUIS.XML", body=_execute_at(later))
+    cancel = _execute_at(dt.datetime(3000, 12, 31, tzinfo=dt.UTC))
+    for cv, service in ((2, WebService.NON_DEVICE), (3, WebService.SEND_COMMAND)):
+        answer = dcc.send("ECS17b_4.1.1_SINGLE_SUCCESS_REQUEST_DUIS.XML", service, body=cancel,
+                          cv=cv)
+        assert dcc.code(answer) == "E50"
+    assert dcc.emu.processor.held == 1
+    dcc.settle(3600 + 60)
+    [response] = dcc.messages("supplier", MessageKind.RESPONSE)
+    assert response.header.response_code == "I0"
+
+
 def _sequence(first: bool | None = None, preceding: str | None = None
               ) -> Callable[[etree._Element], None]:
     def change(head: etree._Element) -> None:
@@ -627,6 +648,176 @@ def test_new_firmware_version_read_by_another_user_raises_n49(dcc: Harness) -> N
     assert {a.body.dcc_alert_code for a in alerts if isinstance(a.body, DCCAlertMessage)} \
         == {"N49"}
     assert not dcc.messages("network_operator", MessageKind.DCC_ALERT)  # it asked
+
+
+RTDS = CONFORMANCE / "rtds-4.5.0"
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("11.2_CS08/CS08_11.2_SUCCESS_RESPONSE_GBCS.HEX", (FirmwareReport.READ_FIRMWARE, "0123ABCD")),
+    ("11.2_CS08/CS08_11.2_ERROR_RESPONSE_GBCS.HEX", None),
+    ("11.3_CS06/CS06_11.3_IMMEDIATE_SUCCESS_RESPONSE_GBCS.HEX",
+     (FirmwareReport.ACTIVATE_FIRMWARE, "0123ABCE")),
+    ("11.3_CS06/CS06_11.3_IMMEDIATE_ERROR_RESPONSE_GBCS.HEX", None),
+    ("11.3_CS06/CS06_11.3_FUTURE_DATED_SUCCESS_RESPONSE_GBCS.HEX", None),  # only accepted
+    ("11.3_CS06/CS06_11.3_8F66_FUTURE_DATED_SUCCESS_ALERT_GBCS.HEX",
+     (FirmwareReport.FUTURE_DATED_ACTIVATION, "0123ABCF")),
+    ("11.3_CS06/CS06_11.3_8F67_FUTURE_DATED_ERROR_ALERT_GBCS.HEX", None),
+])
+def test_reported_firmware_version_from_rtds_bytes(name: str,
+                                                   expected: tuple[str, str] | None) -> None:
+    path = RTDS / name
+    if not path.is_file():
+        pytest.skip(f"RTDS message {path} not found (../shared)")
+    report = reported_version(decode_message(bytes.fromhex("".join(path.read_text().split()))))
+    assert (None if report is None else (report.via, report.version)) == expected
+
+
+@given(st.binary(max_size=12))
+def test_version_text_is_a_duis_firmware_version_or_none(raw: bytes) -> None:
+    text = version_text(raw)
+    if 1 <= len(raw) <= 4:
+        assert text is not None and bytes.fromhex(text) == raw and text == text.upper()
+    elif text is not None:
+        assert text.encode("ascii") == raw and 5 <= len(text) <= 8
+
+
+def _listed(dcc: Harness, device_id: str, version: str) -> int:
+    """A CPL entry for the SMI model of ``device_id`` with ``version``; its entry id."""
+    device = dcc.emu.inventory.get(device_id)
+    entry = dcc.emu.cpl.add(CplEntry(device.device_type, DeviceModel(
+        device.manufacturer, device.model, device.hardware_version), version, ("4.0",), (),
+        certificates=simulated_certificates(device.device_type)))
+    return entry.entry_id
+
+
+def _dcc_alerts(dcc: Harness, user: str) -> list[DCCAlertMessage]:
+    return [a.body for a in dcc.messages(user, MessageKind.DCC_ALERT)
+            if isinstance(a.body, DCCAlertMessage)]
+
+
+def _fields(alert: DCCAlertMessage) -> dict[str, str | None]:
+    """The FirmwareVersionMismatch body's items."""
+    assert isinstance(alert.body, etree._Element), alert.body
+    return {etree.QName(e).localname: e.text for e in alert.body}
+
+
+def test_gsme_version_read_gcs38_by_another_user_raises_n49_to_the_gas_supplier(
+        dcc: Harness) -> None:
+    """GCS38 (ZCL) responses count like ECS52: SMI updated to the Current version, N49 to
+    the GS that did not ask."""
+    device_version = dcc.emu.inventory.get(GSME).firmware_version
+    _listed(dcc, GSME, "0.9.0")
+    dcc.emu.inventory.update_details(GSME, firmware_version="0.9.0")
+    assert dcc.code(dcc.send("ECS52_11.2_SUCCESS_REQUEST_DUIS.XML", user="network_operator",
+                             target=GSME)) == "I99"
+    dcc.settle(3600)
+    assert dcc.emu.inventory.get(GSME).firmware_version == device_version
+    [alert] = _dcc_alerts(dcc, "supplier")
+    assert alert.dcc_alert_code == "N49"
+    assert not _dcc_alerts(dcc, "network_operator")
+
+
+def test_chf_version_read_removed_from_the_cpl_raises_n50_even_to_the_requester(
+        dcc: Harness) -> None:
+    """N50 has no 'did not submit' exception: the supplier that read the CHF gets it; the
+    SMI takes the Removed version and the CHF stays Commissioned (not Suspended)."""
+    chf = dcc.emu.inventory.get(CHF)
+    running = chf.firmware_version
+    model = DeviceModel(chf.manufacturer, chf.model, chf.hardware_version)
+    _listed(dcc, CHF, "00000001")
+    dcc.emu.inventory.update_details(CHF, firmware_version="00000001")
+    entry = dcc.emu.cpl.entry_for(model, running)
+    assert entry is not None
+    dcc.emu.cpl.remove(entry.entry_id)
+    assert dcc.code(dcc.send("ECS52_11.2_SUCCESS_REQUEST_DUIS.XML", target=CHF)) == "I99"
+    dcc.settle(60)
+    [alert] = _dcc_alerts(dcc, "supplier")
+    assert alert.dcc_alert_code == "N50"
+    after = dcc.emu.inventory.get(CHF)
+    assert (after.firmware_version, after.status) == (running, DeviceStatus.COMMISSIONED)
+
+
+def test_smets2_ppmid_version_read_cs08_leaves_the_smi_alone(dcc: Harness) -> None:
+    """CS08 answers are parsed, but N49-N51 are for SMETS1 PPMIDs only (seed 004)."""
+    ppmid = "00-DB-12-34-56-78-90-A4"
+    _listed(dcc, ppmid, "00000001")
+    dcc.emu.inventory.update_details(ppmid, firmware_version="00000001")
+    assert dcc.code(dcc.send("ECS52_11.2_SUCCESS_REQUEST_DUIS.XML", target=ppmid)) == "I99"
+    dcc.settle(60)
+    [response] = dcc.messages("supplier", MessageKind.RESPONSE)
+    assert isinstance(response.body, ResponseMessage) and response.body.gbcs_payload
+    report = reported_version(decode_message(response.body.gbcs_payload))
+    assert report == ReportedVersion(FirmwareReport.READ_FIRMWARE, "01000000")
+    assert dcc.emu.inventory.get(ppmid).firmware_version == "00000001"
+    assert not _dcc_alerts(dcc, "supplier")
+
+
+def _activate(dcc: Harness, image_hash: bytes, at: dt.datetime | None = None) -> None:
+    """11.3 on the ESME: CV 4 pre-command, signed by the supplier, sent with CV 5."""
+    when = "" if at is None else (
+        f"<sr:ExecutionDateTime>{at.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%S.000Z')}"
+        "</sr:ExecutionDateTime>")
+    xml = edit(dcc.template("CS06_11.3_IMMEDIATE_SUCCESS_REQUEST_DUIS.XML"),
+               body=f"<sr:ActivateFirmware>{when}<sr:FirmwareHash>{image_hash.hex().upper()}"
+                    "</sr:FirmwareHash></sr:ActivateFirmware>")
+    pre = _pre_command(dcc, dcc.submit(WebService.TRANSFORM, dcc.sign(xml)))
+    key = dcc.rig.keystore.ds_private(dcc.users["supplier"].eui)
+    assert key is not None
+    cv5 = signed_pre_command_request(xml, sign_pre_command(pre, key))
+    assert dcc.code(dcc.submit(WebService.SEND_COMMAND, dcc.sign(cv5))) == "I99"
+
+
+def _stage(dcc: Harness, version: str) -> bytes:
+    from gbhil.devices import firmware
+
+    return firmware.slots(dcc.rig.esme).stage(f"image {version}".encode(),
+                                              bytes.fromhex(version))
+
+
+@pytest.mark.parametrize("listing, alert, smi_after", [
+    ("current", None, "02000000"),      # 11.3 + Current: SMI updated, no N49 (11.2 only)
+    ("removed", "N50", "02000000"),     # SMI updated, N50 to the supplier
+    ("unlisted", "N51", "01000000"),    # SMI kept, N51
+])
+def test_activate_firmware_cs06_outcome_updates_the_smi_per_seed_004(
+        dcc: Harness, listing: str, alert: str | None, smi_after: str) -> None:
+    image_hash = _stage(dcc, "02000000")
+    if listing != "unlisted":
+        entry_id = _listed(dcc, ESME, "02000000")
+        if listing == "removed":
+            dcc.emu.cpl.remove(entry_id)
+    _activate(dcc, image_hash)
+    dcc.settle(60)
+    [response] = dcc.messages("supplier", MessageKind.RESPONSE)
+    assert response.header.response_code == "I0"
+    assert dcc.emu.inventory.get(ESME).firmware_version == smi_after
+    assert [a.dcc_alert_code for a in _dcc_alerts(dcc, "supplier")] == (
+        [] if alert is None else [alert])
+
+
+def test_activation_that_fails_on_the_device_changes_nothing(dcc: Harness) -> None:
+    """A CS06 hash mismatch repeats the running version: no successful completion."""
+    _stage(dcc, "02000000")
+    _activate(dcc, bytes(32))
+    dcc.settle(60)
+    assert dcc.emu.inventory.get(ESME).firmware_version == "01000000"
+    assert not _dcc_alerts(dcc, "supplier")
+
+
+def test_future_dated_activation_alert_0x00ca_raises_n51_when_due(dcc: Harness) -> None:
+    image_hash = _stage(dcc, "02000000")  # not on the CPL
+    at = (dcc.rig.clock.now() + dt.timedelta(hours=1)).replace(microsecond=0)
+    _activate(dcc, image_hash, at)
+    dcc.settle(600)
+    assert not _dcc_alerts(dcc, "supplier"), "accepted for later: nothing to compare yet"
+    dcc.settle(3600)
+    [alert] = _dcc_alerts(dcc, "supplier")
+    assert alert.dcc_alert_code == "N51"
+    fields = _fields(alert)
+    assert (fields["FirmwareVersionSMI"], fields["FirmwareVersionDevice"]) == (
+        "01000000", "02000000")
+    assert dcc.emu.inventory.get(ESME).firmware_version == "01000000"
 
 
 # --- AD1 power outage -----------------------------------------------------------------------------

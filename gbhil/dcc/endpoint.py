@@ -87,7 +87,8 @@ def build_app(
         async def handle(request: web.Request) -> web.StreamResponse:
             if request.content_length is not None and request.content_length > cap:
                 return _text(413, f"body over {cap} bytes")
-            body = await _read_capped(request, cap)
+            body = (await request.read() if request.content_length is not None
+                    else await _read_capped(request, cap))  # chunked: stop at the cap
             if body is None:
                 return _text(413, f"body over {cap} bytes")
             try:

@@ -57,6 +57,7 @@ from gbhil.dcc.dual_band_alerts import (
     dual_band_alert_body,
 )
 from gbhil.dcc.dual_band_alerts import response_code as dual_band_response_code
+from gbhil.dcc.firmware_reports import FUTURE_DATED_ACTIVATION_ALERT, reported_version
 from gbhil.dcc.inventory import (
     SMART_METERS,
     AssociationKind,
@@ -70,7 +71,6 @@ from gbhil.dcc.inventory_requests import (
 )
 from gbhil.dcc.inventory_requests import (
     AlertNotice,
-    FirmwareReport,
     InventoryService,
     ServiceOutcome,
     UnsupportedRequest,
@@ -86,7 +86,7 @@ from gbhil.dcc.schedules import (
     parse_create,
     scheduled_response,
 )
-from gbhil.dcc.store import open_store
+from gbhil.dcc.store import IN_MEMORY, GroupCommit, open_store
 from gbhil.dcc.transform import (
     GBCS_VERSION,
     DccCounters,
@@ -143,7 +143,7 @@ from gbhil.gbcs.frame import Cra
 from gbhil.gbcs.message import DecodedMessage, alert_code_of, decode_message
 from gbhil.gbcs.security import SecurityContext
 from gbhil.han.network import DeliveryStatus
-from gbhil.simulator import Clock
+from gbhil.simulator import Clock, ClockMode
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,9 @@ SEQUENCE_PREVIOUS_NO_RESPONSE = _code("E44")
 SEQUENCE_WRONG_COMMAND_VARIANT = _code("E45")
 SEQUENCE_PREVIOUS_NO_DEVICE_RESPONSE = _code("E47")
 SR_SRV_MISMATCH = _code("E48")
+#: A request for a command for local delivery that returns none (seed 003 E50): a DSP
+#: cancellation only drops what the DCC holds, so there is no command to hand over.
+LOCAL_COMMAND_NOT_RETURNED = _code("E50")
 SIGNED_PRE_COMMAND_MISMATCH = _code("E51")
 NOTHING_TO_CANCEL = _code("E52")
 SEQUENCE_DSP_NOT_FIRST = _code("E53")
@@ -206,6 +209,8 @@ ACTIVE_STATUSES = frozenset(
 )
 #: Firmware requests may also reach a Suspended device (to bring it back to a CPL version).
 SUSPENDED_ALLOWED_SRVS = frozenset({"11.2", "11.3"})
+#: SRVs whose device response reports the firmware version (seed 004 N49-N51 triggers).
+FIRMWARE_REPORT_SRVS = frozenset({"11.2", "11.3"})
 #: User Roles that may ask for commands for local delivery (E17 otherwise); gbhil's model.
 LOCAL_DELIVERY_ROLES = frozenset({"IS", "ES", "GS", "ED", "GT"})
 #: Command Variants of a sequenced request: it must go over the SM WAN (E45 otherwise).
@@ -564,44 +569,51 @@ class _PendingStore:
     """Acknowledged requests still waiting for their device, and each originator's last
     RequestID counter (anti-replay), both surviving a restart."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, background: bool = False) -> None:
         self._lock = threading.Lock()
-        self._conn = open_store(path, _PENDING_SCHEMA)  # committed before the I99 goes
+        self._conn = open_store(path, _PENDING_SCHEMA)
+        # The counter and pending rows of a request are one transaction, shared with the
+        # requests processed meanwhile (group commit); submit awaits it before the I99.
+        self._writes = GroupCommit(self._conn, self._lock, background=background)
+
+    async def durable(self) -> None:
+        await self._writes.durable()
 
     def last_counters(self) -> dict[str, int]:
+        self._writes.flush()
         with self._lock:
             rows = self._conn.execute("SELECT originator, counter FROM dcc_last_counter")
             return {r[0]: int(r[1]) for r in rows.fetchall()}
 
     def set_last_counter(self, originator: str, counter: int) -> None:
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO dcc_last_counter VALUES (?, ?) ON CONFLICT (originator) "
-                "DO UPDATE SET counter = MAX(counter, excluded.counter)",
-                (originator, counter),
-            )
+        self._writes.write(
+            "INSERT INTO dcc_last_counter VALUES (?, ?) ON CONFLICT (originator) "
+            "DO UPDATE SET counter = MAX(counter, excluded.counter)",
+            (originator, counter),
+        )
 
     def add(self, job: _Job, since: dt.datetime) -> None:
         h = job.request.header
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO dcc_pending VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    str(h.request_id),
-                    job.user.user_id,
-                    h.service_reference,
-                    h.service_reference_variant,
-                    int(h.command_variant),
-                    int(job.dsp_time is not None),
-                    since.isoformat(),
-                ),
-            )
+        self._writes.write(
+            "INSERT OR REPLACE INTO dcc_pending VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                str(h.request_id),
+                job.user.user_id,
+                h.service_reference,
+                h.service_reference_variant,
+                int(h.command_variant),
+                int(job.dsp_time is not None),
+                since.isoformat(),
+            ),
+        )
 
     def remove(self, request_id: RequestID) -> None:
-        with self._lock:
-            self._conn.execute("DELETE FROM dcc_pending WHERE request_id = ?", (str(request_id),))
+        """Committed before this returns: the answer is queued, the outbox may send it."""
+        self._writes.write("DELETE FROM dcc_pending WHERE request_id = ?", (str(request_id),))
+        self._writes.flush()
 
     def take_all(self) -> list[tuple[RequestHeader, str, bool]]:
+        self._writes.flush()
         with self._lock:
             rows = self._conn.execute(
                 "SELECT request_id, user_id, service_reference, srv, command_variant, dsp "
@@ -618,6 +630,7 @@ class _PendingStore:
         ]
 
     def close(self) -> None:
+        self._writes.close()
         with self._lock:
             self._conn.close()
 
@@ -663,7 +676,9 @@ class DccProcessor:
         self.traffic = TrafficManager(clock, self.policy.priority_srvs)
         self.throttle = AlertThrottle(clock, throttle or AlertThrottlePolicy(), self._emit_alert)
         self.counters = counters or DccCounters(int(clock.now().timestamp() * 1000))
-        self._pending_store = _PendingStore(store_path)
+        self._pending_store = _PendingStore(
+            store_path, background=str(store_path) != IN_MEMORY
+            and getattr(clock, "mode", None) is ClockMode.REAL_TIME)
         self._seen: collections.OrderedDict[RequestID, None] = collections.OrderedDict()
         self._last_counter: dict[str, int] = self._pending_store.last_counters()
         self._precommands: dict[RequestID, _PreCommand] = {}
@@ -740,13 +755,15 @@ class DccProcessor:
         except DuisModelError as exc:
             return self._ack(header, exc.response_code or FAILED_AUTHENTICATION)
         try:
-            return await self._process(service, request)
+            answer = await self._process(service, request)
         except _Refusal as refusal:
             log.info("%s refused: %s", request.header.request_id, refusal)
             rid = request.header.request_id
             if refusal.code != DUPLICATE_REQUEST_ID and rid not in self._outcomes:
                 self._finish(rid, refusal.code)  # a sequenced follower fails with E43
-            return self._ack(request, refusal.code)
+            answer = self._ack(request, refusal.code)
+        await self._pending_store.durable()  # counter and pending rows before the answer
+        return answer
 
     async def _process(self, service: WebService, request: Request) -> SyncAnswer:
         header = request.header
@@ -1025,6 +1042,9 @@ class DccProcessor:
         if t.needs_user_signature:
             raise _Refusal(WRONG_COMMAND_VARIANT, f"{t.use_case} needs the User's signature")
         if t.cancellation and sv.future_dating is FutureDating.DSP:
+            if cv in _LOCAL:
+                raise _Refusal(LOCAL_COMMAND_NOT_RETURNED,
+                               "a DSP cancellation has no command for local delivery")
             return self._cancel_held(request, user)
         command = t.command(self.security)
         gs = t.general_signing
@@ -1266,19 +1286,25 @@ class DccProcessor:
                 self.inventory.complete(origin)
             except (InventoryError, UnsupportedRequest, ValueError) as exc:
                 log.warning("%s: SMI bookkeeping skipped: %s", origin.header.request_id, exc)
-        if ok and srv == "11.2":
-            version = _firmware_version(msg)
-            if version is not None:
-                try:
-                    notices = self.inventory.firmware_version_reported(
-                        origin.header.business_target_id, version,
-                        via=FirmwareReport.READ_FIRMWARE, requested_by=user.context)
-                except InventoryError as exc:
-                    log.warning("firmware version report ignored: %s", exc)
-                    notices = ()
-                for notice in notices:
-                    self._send_dcc_alert(notice)
+        if ok and srv in FIRMWARE_REPORT_SRVS:
+            self._firmware_reported(origin.header.business_target_id, msg, user)
         return ok
+
+    def _firmware_reported(self, device_id: str, msg: DecodedMessage,
+                           user: DccUser | None) -> None:
+        """SMI update and N49/N50/N51 for a version a device reported (seed 004)."""
+        report = reported_version(msg)
+        if report is None:
+            return
+        try:
+            notices = self.inventory.firmware_version_reported(
+                device_id, report.version, via=report.via,
+                requested_by=None if user is None else user.context)
+        except InventoryError as exc:
+            log.warning("firmware version report ignored: %s", exc)
+            return
+        for notice in notices:
+            self._send_dcc_alert(notice)
 
     def _device_alert(self, raw: bytes, msg: DecodedMessage) -> None:
         gs = msg.frame.gs
@@ -1294,6 +1320,8 @@ class DccProcessor:
                 return
             self._comms_hub_alert(device, code, at)
             return
+        if gs.message_code == FUTURE_DATED_ACTIVATION_ALERT:
+            self._firmware_reported(device, msg, None)
         user = self.users.get(target)
         if user is None:
             log.info("alert 0x%04X from %s for unknown party %s", code, device, target)
@@ -1502,22 +1530,6 @@ def _execution_time(body: etree._Element) -> dt.datetime | None:
         return parse_datetime(found.text or "")
     except DuisModelError:
         return None
-
-
-def _firmware_version(msg: DecodedMessage) -> str | None:
-    """The version an ECS52/CS08-style DLMS response reports (octet-string, as hex)."""
-    payload = msg.payload
-    if not isinstance(payload, dlms.AccessResponse) or not payload.data:
-        return None
-    value = getattr(payload.data[0], "value", None)
-    if isinstance(value, bytes | bytearray) and 1 <= len(value) <= 4:
-        return bytes(value).hex().upper()
-    if isinstance(value, bytes | bytearray) and len(value) <= 8:
-        try:
-            return bytes(value).decode("ascii")
-        except UnicodeDecodeError:
-            return None
-    return None
 
 
 __all__ = [

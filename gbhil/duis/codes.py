@@ -228,6 +228,12 @@ _SPECIFIC: tuple[tuple[str, str, str, str, str], ...] = (
      "the CHF's status is not InstalledNotCommissioned (the only compatible one); a CHF "
      "still Pending, and its GPF if also Pending, is moved to InstalledNotCommissioned",
      "002", "SRV 8.14.2 (MP081)"),
+    ("W110101", "Update Firmware warning: Devices not passed on",
+     "some Devices of DeviceIDList cannot take the image and are listed in the "
+     "DSPUpdateFirmwareWarning (InvalidDeviceIDList, NotCommissionedDeviceIDList, ...); the "
+     "others are still sent it. A SMETS1 CH or PPMID may be listed too, and is invalid when "
+     "the sender is not the Lead Supplier for the SMETS1 CH; SMETS2 PPMIDs stay invalid",
+     "004", "CR1045 amends the condition; the 11.4 warning body carries it too (XSD)"),
 )
 
 
@@ -248,6 +254,8 @@ RESPONSE_CODES: Mapping[str, ResponseCode] = MappingProxyType(_build())
 SUCCESS = "I0"
 ACKNOWLEDGED = "I99"
 FAILED_AUTHENTICATION = "E100"
+#: SR 11.1 / 11.4: some Devices of the list were not passed on (seed 004 CR1045).
+UPDATE_FIRMWARE_WARNING = RESPONSE_CODES["W110101"].code
 #: The SRV 12.2 / 8.4 MAP ID "not applicable to the Device Type" code is "[TBC]" in
 #: SECMP0011 (seed 000): the DCC has not assigned one publicly.
 MAPID_NOT_APPLICABLE: str | None = None

@@ -77,8 +77,8 @@ _TARGETS: Final = {UPDATE_FIRMWARE: frozenset({DeviceType.ESME, DeviceType.GSME,
 _SIGNED: Final = {UPDATE_FIRMWARE: True, UPDATE_PPMID_FIRMWARE: False}
 
 ACKNOWLEDGED: Final = duis_codes.ACKNOWLEDGED
-#: The SR 11.1 / 11.4 warning (XSD enumeration; seed 004 CR1045 amends its condition).
-UPDATE_FIRMWARE_WARNING: Final = "W110101"
+#: The SR 11.1 / 11.4 warning (catalogued; seed 004 CR1045 amends its condition).
+UPDATE_FIRMWARE_WARNING: Final = duis_codes.UPDATE_FIRMWARE_WARNING
 
 HASH_MISMATCH: Final = dcc_alert_code("N18").code
 DEVICE_NOT_IDENTIFIED: Final = dcc_alert_code("N19").code
