@@ -371,3 +371,18 @@ def test_show_reports_problems_on_stderr(
     assert main(["rig", "show", str(path)]) == 2
     err = capsys.readouterr().err
     assert "[[instrument]] #1 'psu': key 'role': 'main' is not one of: mains, supply" in err
+
+
+def test_bus_url_override_probes_that_broker_instead(
+    tmp_path: Path, mosquitto: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CI job's broker on a free port is checked, as ``gbhil run --bus-url`` would use it."""
+    dead = _free_port()
+    path = bench_copy(tmp_path, ('url = "in-process"', f'url = "mqtt://127.0.0.1:{dead}"'))
+    live = f"mqtt://127.0.0.1:{mosquitto}"
+    assert by_label(check_rig(path, bus_url=live))["bus"].ok
+    monkeypatch.setenv("GBHIL_BUS_URL", live)
+    assert by_label(check_rig(path))["bus"].ok, "the environment variable counts too"
+    bus = by_label(check_rig(path, bus_url="mqtt://:1883"))["bus"]
+    assert codes(bus) == [CheckProblem.BROKER_UNREACHABLE]
+    assert "broker host must not be empty" in bus.problems[0].message

@@ -154,16 +154,24 @@ def build_hub_rig(
     seed: int,
     capture: str | Path | None = None,
     rig_class: type[SimulatedRig] = SimulatedRig,
+    **radio: Any,
 ) -> SimulatedRig:
     """The default rig on the shared real-time ``clock``, with ``remote`` nodes.
 
     The remote devices still exist here as local objects (``rig.esme``...) with the
     same keys; they are not on the HAN: their radios are stand-ins that a
     :class:`MediumGateway` connects to the broker. ``rig_class`` is a subclass of
-    :class:`SimulatedRig` that owns the bus side (gbhil.bus.split_rig).
+    :class:`SimulatedRig` that owns the bus side (gbhil.bus.split_rig); ``radio``
+    (``medium``, ``hub_transport``, ``device_channels``) puts the hub on another radio,
+    as :meth:`SimulatedRig.build` says (gbhil.bus.split_ezsp: an EZSP NCP).
     """
     return rig_class.build(
-        seed=seed, capture=capture, keystore=rig_keystore(seed), clock=clock, remote=remote
+        seed=seed,
+        capture=capture,
+        keystore=rig_keystore(seed),
+        clock=clock,
+        remote=remote,
+        **radio,
     )
 
 
@@ -177,17 +185,20 @@ class HubSide:
     remote: dict[str, RemoteNode]
     rpc: BusRpc
 
-    async def stop_hosts(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Ask the device hosts of the remote nodes to shut down.
+    async def stop_hosts(
+        self, timeout: float = STOP_TIMEOUT_S, names: Sequence[str] | None = None
+    ) -> None:
+        """Ask the device hosts of the remote nodes (of ``names``) to shut down.
 
-        All at once: one host may serve several nodes, and it answers each before it goes.
+        All at once. A host stops at the first ``stop`` it answers, so a caller that knows
+        which nodes share a host names one node per host: a second ``stop`` to the same
+        host would wait ``timeout`` for an answer that never comes.
         """
-        for node in self.remote.values():
+        nodes = [n for name, n in self.remote.items() if names is None or name in names]
+        for node in nodes:
             node.timeout = timeout
-        results = await asyncio.gather(
-            *(node.stop() for node in self.remote.values()), return_exceptions=True
-        )
-        for node, result in zip(self.remote.values(), results, strict=True):
+        results = await asyncio.gather(*(node.stop() for node in nodes), return_exceptions=True)
+        for node, result in zip(nodes, results, strict=True):
             if isinstance(result, BaseException):
                 LOG.warning("device host of %s did not confirm stop: %s", node.name, result)
 
@@ -207,18 +218,19 @@ async def start_hub_side(
     capture: str | Path | None = None,
     rpc: BusRpc | None = None,
     rig_class: type[SimulatedRig] = SimulatedRig,
+    **radio: Any,
 ) -> HubSide:
     """Build the rig with ``remote_devices`` hosted elsewhere; serve gateway and trust center.
 
-    Then ``await side.rig.start()`` commissions everything, remote nodes included.
+    ``radio`` goes to :func:`build_hub_rig`. Then ``await side.rig.start()`` commissions
+    everything, remote nodes included.
     """
     names = check_remote(remote_devices)
     rpc = rpc or BusRpc(bus)
     remote = {n: RemoteNode(rpc, topics, DEVICES[n][0], n) for n in names}
-    rig = build_hub_rig(clock, remote, seed=seed, capture=capture, rig_class=rig_class)
-    gateway = MediumGateway(
-        bus, topics, rig.medium, {DEVICES[n][0]: DEVICE_CHANNELS[n] for n in names}
-    )
+    rig = build_hub_rig(clock, remote, seed=seed, capture=capture, rig_class=rig_class, **radio)
+    channels = {**DEVICE_CHANNELS, **(radio.get("device_channels") or {})}
+    gateway = MediumGateway(bus, topics, rig.medium, {DEVICES[n][0]: channels[n] for n in names})
     by_eui = {node.eui: node for node in remote.values()}
     service = TrustCenterService(
         rpc,

@@ -79,6 +79,8 @@ class SplitPlan:
     start: datetime
     rate: float = 1.0
     capture: str | Path | None = None
+    #: the hub behind an emulated EZSP NCP (a :class:`gbhil.bus.split_ezsp.EzspPlan`)
+    ezsp: Any = None
 
     @property
     def remote_devices(self) -> tuple[str, ...]:
@@ -224,7 +226,8 @@ class SplitRig(SimulatedRig):
         side, bus = self.side, self.bus
         self.side = None
         if side is not None:
-            await side.stop_hosts(timeout=HOST_STOP_TIMEOUT_S)
+            one_each = [host.devices[0] for host in self.hosts if host.devices]
+            await side.stop_hosts(timeout=HOST_STOP_TIMEOUT_S, names=one_each)
             await side.gateway.close()
             await side.trust_center.close()
         if bus is not None:
@@ -285,12 +288,23 @@ async def _open(plan: SplitPlan, clock: SharedRealTimeClock, rig_box: list[Any])
     for host in hosts:
         for device in host.devices:
             await _await_online(bus, topics, host, device)
+    radio: dict[str, Any] = {}
+    rig_class: type[SplitRig] = SplitRig
+    emulator: Any = None
+    if plan.ezsp is not None:
+        from gbhil.bus.split_ezsp import SplitEzspRig, open_hub_radio
+
+        radio, emulator = await open_hub_radio(plan.ezsp, clock, rig_box)
+        rig_class = SplitEzspRig
     side = await start_hub_side(
         bus, topics, clock, seed=plan.seed, remote_devices=plan.remote_devices,
-        capture=plan.capture, rig_class=SplitRig,
+        capture=plan.capture, rig_class=rig_class, **radio,
     )  # fmt: skip
     rig = side.rig
     assert isinstance(rig, SplitRig)
+    if plan.ezsp is not None:
+        rig.radio, rig.emulator = radio["hub_transport"], emulator  # type: ignore[attr-defined]
+        rig.place = plan.ezsp.place  # type: ignore[attr-defined]
     rig.side, rig.bus, rig.hosts, rig.run_topics, rig.broker = side, bus, hosts, topics, plan.broker
     rig._logs = logs
     return rig
@@ -319,12 +333,15 @@ def _abandon(loop: asyncio.AbstractEventLoop, made: list[Any]) -> None:
                 if host.process.poll() is None:
                     host.process.send_signal(signal.SIGTERM)
             reap(item)
-    for item in made:
+    for item in reversed(made):
         if isinstance(item, MqttBus):
             with contextlib.suppress(Exception):
                 loop.run_until_complete(item.close(flush=None, end_session=True))
         elif isinstance(item, Path):
             shutil.rmtree(item, ignore_errors=True)
+        elif hasattr(item, "close") and asyncio.iscoroutinefunction(item.close):
+            with contextlib.suppress(Exception):  # the EZSP radio, then its emulator
+                loop.run_until_complete(item.close())
     tasks = asyncio.all_tasks(loop)
     for task in tasks:
         task.cancel()

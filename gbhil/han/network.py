@@ -341,10 +341,13 @@ class HubNode:
                 reply = device.receive(raw)
                 if getattr(reply, "refused", None) is not None:
                     self._event("refused", f"{reply.refused}", target)
+                if device is self.chf:
+                    # Act on a new channel plan before answering: the response then
+                    # means "applied" whatever the HAN transport's latency (an NCP
+                    # behind a serial link moves the HAN over several round trips).
+                    await self._follow_channel_plan()
                 for message in _reply_messages(reply):
                     await self._route(message, from_eui=target)
-                if device is self.chf:
-                    await self._follow_channel_plan()
                 self._rearm(device)
                 return Delivery(DeliveryStatus.LOCAL, target)
         role = self.trust_center.role_of(target)

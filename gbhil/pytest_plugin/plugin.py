@@ -192,13 +192,20 @@ def rig_capabilities(rig: Any) -> frozenset[str]:
         caps.add("ezsp")
     if in_process and all(d.simulated for d in rig.devices):
         caps.add("local_devices")  # the device objects are the devices on the HAN
-    if radios and all(radio.driver is RadioDriver.SIMULATED for radio in radios):
+    # An emulated EZSP stick is an NCP on the in-process medium (capture and virtual time
+    # as the simulated radio); a real stick's port is neither.
+    if radios and all(
+        radio.driver is RadioDriver.SIMULATED
+        or (radio.driver is RadioDriver.EZSP and radio.emulated)
+        for radio in radios
+    ):
         caps.add("capture")
-        # virtual time cannot span processes: an MQTT rig runs on a shared real-time clock
+        # virtual time cannot span processes: an MQTT rig runs on a shared real-time clock;
+        # a pyvisa-sim ("@sim") mains answers in-process, with no wall-clock of its own
         if (
             in_process
             and all(d.simulated for d in rig.devices)
-            and (mains is None or mains.simulated)
+            and (mains is None or mains.simulated or "@sim" in (mains.backend or ""))
         ):
             caps.add("virtual_time")
     return frozenset(caps)
@@ -235,8 +242,8 @@ def rig_file_spec(path: Path, bus: BusOptions | None = None) -> RigSpec:
     broker that does not answer, stop the run here with a usage error, before any test.
     """
     from gbhil.rigs.build import (
+        BUS_KINDS,
         RigBuildError,
-        RigKind,
         broker_unreachable,
         build_rig,
         rig_kind,
@@ -256,7 +263,7 @@ def rig_file_spec(path: Path, bus: BusOptions | None = None) -> RigSpec:
         )
     kind = rig_kind(rig)
     rate: float | None = None
-    if kind is RigKind.MQTT:
+    if kind in BUS_KINDS:
         try:
             rate = bus.resolved_rate()
             down = broker_unreachable(rig, bus.url)

@@ -28,8 +28,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from gbhil.han.channels import PAGE_2_4_GHZ
 from gbhil.rigs.rigfile import BusKind, PkiSource, RadioDriver, RigFile, load_rig
-from gbhil.rigs.simulated import DEFAULT_START, DEVICES, PARTIES, SimulatedRig
+from gbhil.rigs.simulated import DEFAULT_START, DEVICE_CHANNELS, DEVICES, PARTIES, SimulatedRig
 
 #: Environment overrides of the rig file's bus (the broker a CI job started on a free port)
 #: and of the shared clock's rate (rig seconds per wall second).
@@ -57,6 +58,12 @@ class RigKind(StrEnum):
     EMBEDDED = "embedded"
     MQTT = "mqtt"
     EZSP = "ezsp"
+    #: the hub behind an emulated EZSP NCP, the meters behind the MQTT bus
+    MQTT_EZSP = "mqtt-ezsp"
+
+
+#: Kinds whose devices span processes over a broker (a rate and a bus URL apply).
+BUS_KINDS: Final = frozenset({RigKind.MQTT, RigKind.MQTT_EZSP})
 
 
 RigSource = RigFile | str | os.PathLike[str]
@@ -68,7 +75,7 @@ def _load(rig_file: RigSource) -> RigFile:
 
 def rig_kind(rig: RigFile) -> RigKind:
     if any(place.radio.driver is RadioDriver.EZSP for place in rig.places):
-        return RigKind.EZSP
+        return RigKind.MQTT_EZSP if rig.bus.kind is BusKind.MQTT else RigKind.EZSP
     if rig.bus.kind is BusKind.MQTT:
         return RigKind.MQTT
     return RigKind.EMBEDDED
@@ -121,11 +128,81 @@ def unbuildable(rig: RigFile) -> list[str]:
     """Why :func:`build_rig` cannot build ``rig`` (empty: it can), without building it."""
     kind = rig_kind(rig)
     if kind is RigKind.EZSP:
-        problems = [] if ezsp_available() else [f"EZSP radios: {EZSP_MODULE} is not available"]
-        if rig.bus.kind is BusKind.MQTT:
-            problems.append(f"bus {rig.bus.url} together with an EZSP radio")
-        return problems
+        return [] if ezsp_available() else [f"EZSP radios: {EZSP_MODULE} is not available"]
+    if kind is RigKind.MQTT_EZSP:
+        return split_ezsp_mismatches(rig)
     return embedded_mismatches(rig, split=kind is RigKind.MQTT)
+
+
+def split_ezsp_mismatches(rig: RigFile) -> list[str]:
+    """Why the MQTT + EZSP builder cannot build ``rig`` (empty: it can).
+
+    It builds the split rig with the hub behind one emulated EZSP stick: the rest must be
+    what the split rig builds, and the stick's bands those the device hosts' meters use.
+    """
+    if not ezsp_available():
+        return [f"EZSP radios: {EZSP_MODULE} is not available"]
+    ezsp = [p for p in rig.places if p.radio.driver is RadioDriver.EZSP]
+    out = [m for m in embedded_mismatches(rig, split=True) if not _is_ezsp_radio(m, ezsp)]
+    if len(ezsp) != 1 or len(rig.places) != 1:
+        out.append("an MQTT + EZSP rig has exactly one place, with the EZSP radio")
+        return out
+    radio = ezsp[0].radio
+    if not radio.emulated:
+        out.append(
+            f"{ezsp[0].name}: the stick at {radio.port} cannot carry simulated devices "
+            "(use emulated = true)"
+        )
+    bands = {name: [b] for name, b in _place_channels(ezsp[0]).items()}
+    for device in rig.devices:
+        role = device.role.value
+        if device.process != MAIN_PROCESS and bands.get(role) != DEVICE_CHANNELS.get(role):
+            out.append(
+                f"{role} {device.name!r} in process {device.process!r} listens on "
+                f"{DEVICE_CHANNELS.get(role)} in a device host, "
+                f"not on the place's {bands.get(role)}"
+            )
+    return out
+
+
+def _is_ezsp_radio(mismatch: str, places: list[Any]) -> bool:
+    return any(mismatch == f"{p.name}: {p.radio.describe()}" for p in places)
+
+
+def _place_channels(place: Any) -> dict[str, tuple[int, int]]:
+    """(page, channel) each device listens on at an EZSP place (the GSME on sub-GHz)."""
+    radio = place.radio
+    two_four = (PAGE_2_4_GHZ, radio.band.first_channel)
+    sub = radio.sub_ghz
+    out = {name: two_four for name in ("esme", "ppmid", "hht")}
+    out["gsme"] = (sub.page, sub.first_channel) if sub is not None else two_four
+    return out
+
+
+def split_ezsp_plan(rig: RigFile, **options: Any) -> Any:
+    """The :class:`~gbhil.bus.split_rig.SplitPlan` of an MQTT + EZSP rig file."""
+    from dataclasses import replace
+
+    from gbhil.bus.split_ezsp import EzspPlan
+    from gbhil.rigs.check import emulator_config
+
+    [place] = [p for p in rig.places if p.radio.driver is RadioDriver.EZSP]
+    radio = place.radio
+    config = replace(emulator_config(rig, place), eui64=DEVICES["chf"][0])
+    if radio.sub_ghz is not None and config.phy_interfaces < 2:
+        raise RigBuildError(
+            f"place {place.name!r} configures sub-GHz page {radio.sub_ghz.page} but its "
+            "emulated NCP has one PHY: set [place.radio.emulator] phy_interfaces = 2"
+        )
+    channels = _place_channels(place)
+    ezsp = EzspPlan(
+        place.name,
+        config,
+        radio.band.first_channel,
+        None if radio.sub_ghz is None else channels["gsme"],
+        {name: [pc] for name, pc in channels.items()},
+    )
+    return replace(split_plan(rig, **options), ezsp=ezsp)
 
 
 def bus_address(rig: RigFile, override: str | None = None) -> Any:
@@ -236,11 +313,12 @@ def build_rig(
             f"cannot build rig {rig.name!r}: it differs from the embedded simulated rig in: "
             + "; ".join(problems)
         )
-    if kind is RigKind.MQTT:
+    if kind in BUS_KINDS:
         from gbhil.bus.split_rig import open_split_rig
 
+        make_plan = split_ezsp_plan if kind is RigKind.MQTT_EZSP else split_plan
         return open_split_rig(
-            split_plan(rig, seed=seed, start=start, capture=capture, bus_url=bus_url, rate=rate)
+            make_plan(rig, seed=seed, start=start, capture=capture, bus_url=bus_url, rate=rate)
         )
     return SimulatedRig.build(
         seed=seed if seed is not None else rig.pki.seed,
@@ -250,6 +328,7 @@ def build_rig(
 
 
 __all__ = [
+    "BUS_KINDS",
     "BUS_RATE_ENV",
     "BUS_URL_ENV",
     "DEFAULT_RATE",
@@ -262,6 +341,8 @@ __all__ = [
     "device_processes",
     "embedded_mismatches",
     "rig_kind",
+    "split_ezsp_mismatches",
+    "split_ezsp_plan",
     "split_plan",
     "unbuildable",
 ]

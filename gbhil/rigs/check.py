@@ -194,16 +194,21 @@ def _fail(kind: ResourceKind, name: str, summary: str, code: CheckProblem, messa
 # ---------------------------------------------------------------------------
 
 
-def check_rig(rigfile: RigFile | str | Path) -> list[CheckResult]:
+def check_rig(rigfile: RigFile | str | Path, *, bus_url: str | None = None) -> list[CheckResult]:
     """Validate ``rigfile`` and probe every resource; see the module docstring.
 
     Runs its own event loop; from async code use :func:`check_rig_async`.
     """
-    return asyncio.run(check_rig_async(rigfile))
+    return asyncio.run(check_rig_async(rigfile, bus_url=bus_url))
 
 
-async def check_rig_async(rigfile: RigFile | str | Path) -> list[CheckResult]:
-    """:func:`check_rig` for callers that already run an event loop."""
+async def check_rig_async(
+    rigfile: RigFile | str | Path, *, bus_url: str | None = None
+) -> list[CheckResult]:
+    """:func:`check_rig` for callers that already run an event loop.
+
+    ``bus_url`` (else $GBHIL_BUS_URL) replaces an MQTT rig's broker, as ``gbhil run`` does.
+    """
     if isinstance(rigfile, RigFile):
         rig = rigfile
     else:
@@ -220,7 +225,7 @@ async def check_rig_async(rigfile: RigFile | str | Path) -> list[CheckResult]:
                 )
                 for p in exc.problems
             ]
-    results = [_rig_file_result(rig), _check_pki(rig), await _check_bus(rig)]
+    results = [_rig_file_result(rig), _check_pki(rig), await _check_bus(rig, bus_url)]
     for place in rig.places:
         results.append(await _check_radio(rig, place))
     instrument_results = _check_instruments(rig)
@@ -288,7 +293,7 @@ def _check_pki(rig: RigFile) -> CheckResult:
 # -- bus -------------------------------------------------------------------------------
 
 
-async def _check_bus(rig: RigFile) -> CheckResult:
+async def _check_bus(rig: RigFile, override: str | None = None) -> CheckResult:
     """An MQTT bus needs a broker that accepts a connection now."""
     bus = rig.bus
     kind = ResourceKind.BUS
@@ -296,7 +301,14 @@ async def _check_bus(rig: RigFile) -> CheckResult:
         return CheckResult(kind, "bus", "in-process")
     import aiomqtt  # only rigs with a broker pay for the import
 
-    host, port = bus.host or "", bus.port or 0
+    from gbhil.rigs.build import RigBuildError, bus_address
+
+    try:
+        address = bus_address(rig, override)
+    except RigBuildError as exc:
+        finding = Finding(CheckProblem.BROKER_UNREACHABLE, str(exc))
+        return CheckResult(kind, "bus", override or bus.url, (finding,), {})
+    host, port, url = address.host, address.port, str(address)
     details = {"host": host, "port": port}
     try:
         async with asyncio.timeout(BROKER_TIMEOUT_S):
@@ -314,8 +326,8 @@ async def _check_bus(rig: RigFile) -> CheckResult:
             CheckProblem.BROKER_UNREACHABLE,
             f"MQTT broker {host}:{port} not reachable: {reason} (is Mosquitto running?)",
         )
-        return CheckResult(kind, "bus", bus.url, (finding,), details)
-    return CheckResult(kind, "bus", f"{bus.url}: broker accepted a connection", (), details)
+        return CheckResult(kind, "bus", url, (finding,), details)
+    return CheckResult(kind, "bus", f"{url}: broker accepted a connection", (), details)
 
 
 # -- radios ----------------------------------------------------------------------------

@@ -35,6 +35,11 @@ def register(subparsers: Any) -> None:
     )
     check.add_argument("file", metavar="FILE", type=Path, help="rig file (TOML)")
     check.add_argument("--json", action="store_true", help="print the results as JSON")
+    check.add_argument(
+        "--bus-url",
+        metavar="URL",
+        help="MQTT broker to probe instead of the rig file's (default: $GBHIL_BUS_URL)",
+    )
     check.set_defaults(func=_cmd_check)
 
     show = verbs.add_parser(
@@ -50,7 +55,7 @@ def register(subparsers: Any) -> None:
 def _cmd_check(args: argparse.Namespace) -> int:
     from gbhil.rigs.check import check_rig, report_json, report_text
 
-    results = check_rig(args.file)
+    results = check_rig(args.file, bus_url=args.bus_url)
     if args.json:
         print(json.dumps(report_json(args.file, results), indent=2))
     else:

@@ -57,7 +57,7 @@ from gbhil.han.channels import (
     band_of,
     validate,
 )
-from gbhil.han.ezsp import ash
+from gbhil.han.ezsp import ash, fragments
 from gbhil.han.ezsp.frames import (
     BY_NAME,
     CERTIFICATE_283K1_LEN,
@@ -86,7 +86,7 @@ from gbhil.han.ezsp.frames import (
     decode_header,
     is_legacy_version_command,
 )
-from gbhil.han.medium import SimulatedMedium, SimulatedNode
+from gbhil.han.medium import SimulatedMedium, SimulatedNode, channel_change_of
 from gbhil.han.transport import (
     BROADCAST_SHORT_ADDRESSES,
     PROFILE_ZDP,
@@ -513,6 +513,7 @@ class EzspEmulator:
         self._aps_counter = 0
         self._tx_power = 8
         self._pending_channel: int | None = None
+        self._host_fragments = fragments.Reassembler()
 
     def _on_frame(self, frame: ash.AshFrame) -> None:
         if isinstance(frame, ash.RstFrame):
@@ -1147,7 +1148,54 @@ class EzspEmulator:
         return self._ok(sequence=counter)
 
     def _h_sendUnicast(self, req: dict[str, Any]) -> dict[str, Any]:
-        return self._send(OutgoingMessageType(req["message_type"]), req["nwk"], req)
+        message_type = OutgoingMessageType(req["message_type"])
+        if req["aps_frame"]["options"] & ApsOption.FRAGMENT:
+            return self._send_fragment(message_type, req["nwk"], req)
+        return self._send(message_type, req["nwk"], req)
+
+    def _send_fragment(
+        self, message_type: OutgoingMessageType, destination: int, req: dict[str, Any]
+    ) -> dict[str, Any]:
+        """One fragment of the host's fragmentation library.
+
+        The medium carries whole APS frames (it models fragment airtime itself),
+        so the NCP collects the fragments and puts the message on air with the
+        last one; each earlier fragment is reported sent as it is taken.
+        """
+        if not self._network_up:
+            return {"status": SlStatus.NOT_JOINED, "sequence": 0}
+        aps = dict(req["aps_frame"])
+        key = (destination, aps["sequence"], aps["profileId"], aps["clusterId"])
+        try:
+            whole = self._host_fragments.add(key, aps["groupId"], req["message"])
+        except fragments.FragmentError as exc:
+            LOGGER.warning("EZSP emulator: fragment refused: %s", exc)
+            return {"status": SlStatus.INVALID_PARAMETER, "sequence": 0}
+        if whole is None:
+            self._later(
+                0.0,
+                self._report_sent,
+                SlStatus.OK,
+                message_type,
+                destination,
+                aps,
+                req["message_tag"],
+                req["message"],
+            )
+            return self._ok(sequence=aps["sequence"])
+        counter = self._next_aps_counter()
+        on_air = {**aps, "sequence": counter, "options": aps["options"] & ~ApsOption.FRAGMENT}
+        self._spawn(
+            self._transmit(
+                message_type,
+                destination,
+                on_air,
+                req["message_tag"],
+                whole,
+                reported=(aps, req["message"]),
+            )
+        )
+        return self._ok(sequence=counter)
 
     def _h_sendBroadcast(self, req: dict[str, Any]) -> dict[str, Any]:
         if self._network_up and req["destination"] not in BROADCAST_SHORT_ADDRESSES:
@@ -1160,6 +1208,11 @@ class EzspEmulator:
     def _h_sendReply(self, req: dict[str, Any]) -> dict[str, Any]:
         if not self._network_up:
             return {"status": SlStatus.NOT_JOINED}
+        aps_in = req["apsFrame"]
+        if aps_in["options"] & ApsOption.FRAGMENT and fragments.is_ack(
+            aps_in["groupId"], req["messageContents"]
+        ):
+            return self._ok()  # a fragment ACK: the medium delivered the message whole
         aps = {**req["apsFrame"], "sequence": self._next_aps_counter()}
         self._spawn(
             self._transmit(
@@ -1180,8 +1233,14 @@ class EzspEmulator:
         aps: dict[str, Any],
         message_tag: int | None,
         message: bytes,
+        *,
+        reported: tuple[dict[str, Any], bytes] | None = None,
     ) -> None:
-        """Put the frame on the medium, then report it with ``messageSentHandler``."""
+        """Put the frame on the medium, then report it with ``messageSentHandler``.
+
+        ``reported``: the APS frame and message the host sent, when they differ
+        from what went on air (the last fragment of a fragmented message).
+        """
         status = SlStatus.OK
         options = TxOptions.NONE
         if aps["options"] & ApsOption.RETRY:
@@ -1214,6 +1273,12 @@ class EzspEmulator:
                 dst_short=destination,
                 options=options,
             )
+            frame = self._pin_channel_change(frame)
+            if self._moves_sub_ghz(frame):
+                moved = self._move_sub_ghz(frame)
+                status = SlStatus.OK if moved else SlStatus.ZIGBEE_DELIVERY_FAILED
+                self._report_sent(status, message_type, destination, aps, message_tag, message)
+                return
             try:
                 result = await self.node.send(frame)
             except HanError as exc:
@@ -1226,6 +1291,20 @@ class EzspEmulator:
                     status = SlStatus.ZIGBEE_DELIVERY_FAILED
             if broadcast:
                 self._maybe_handle_zdo_broadcast(frame)
+        if reported is not None:
+            aps, message = reported
+        self._report_sent(status, message_type, destination, aps, message_tag, message)
+
+    def _report_sent(
+        self,
+        status: SlStatus,
+        message_type: OutgoingMessageType,
+        destination: int,
+        aps: dict[str, Any],
+        message_tag: int | None,
+        message: bytes,
+    ) -> None:
+        """``messageSentHandler`` for a send the host tagged."""
         if message_tag is None or not self._network_up:
             return
         self.callback(
@@ -1240,6 +1319,28 @@ class EzspEmulator:
             },
         )
 
+    def _moves_sub_ghz(self, frame: ApsFrame) -> bool:
+        """A broadcast channel-change request for the sub-GHz PHY this NCP runs."""
+        target = channel_change_of(frame) if frame.is_broadcast else None
+        return target is not None and band_of(target.page) is Band.SUB_GHZ and self.sub_ghz_active
+
+    def _move_sub_ghz(self, frame: ApsFrame) -> bool:
+        """The NCP acts on its own sub-GHz Mgmt_NWK_Update_req as the network manager.
+
+        The medium checks the frequency-agility limits first (a refused move sends
+        nothing), broadcasts on the old channel, then retunes the second PHY.
+        """
+        target = channel_change_of(frame)
+        assert target is not None
+        update_id = frame.payload[-1]
+        if not self.medium.move_network(
+            self.config.eui64, target.page, target.channel, update_id=update_id
+        ):
+            return False
+        self.counters.frames_to_medium += 1
+        self.sub_ghz_page, self.sub_ghz_channel = target.page, target.channel
+        return True
+
     def _reachable(self, eui: bytes | None) -> bool:
         """Whether an APS ACK would come back: the destination hears our channel."""
         if eui is None:
@@ -1251,18 +1352,36 @@ class EzspEmulator:
         ours = set(self.node.channels)
         return target.joined and bool(ours & set(target.channels))
 
+    def _pin_channel_change(self, frame: ApsFrame) -> ApsFrame:
+        """A broadcast Mgmt_NWK_Update_req goes out on the PHY of the band it moves.
+
+        A channel-change request names one page; only nodes on that band can
+        act on it, so the NCP sends it on its radio of that band (a sub-GHz move
+        is not announced on 2.4 GHz, as the simulated network manager does).
+        """
+        if not frame.is_broadcast or frame.page_channel is not None:
+            return frame
+        target = channel_change_of(frame)
+        if target is None:
+            return frame
+        for page, channel in self._radios():
+            if band_of(page) is band_of(target.page):
+                return replace(frame, page=page, channel=channel)
+        return frame
+
     def _maybe_handle_zdo_broadcast(self, frame: ApsFrame) -> None:
-        """The NCP acts on its own Mgmt_NWK_Update_req (zigpy's channel migration)."""
+        """The NCP acts on its own 2.4 GHz Mgmt_NWK_Update_req (zigpy's channel migration).
+
+        A sub-GHz request leaves the second PHY where it is: the host retunes it
+        with ``multiPhySetRadioChannel`` once the request is on air.
+        """
         if frame.profile_id != PROFILE_ZDP or frame.cluster_id != ZDO_MGMT_NWK_UPDATE_REQ:
             return
-        data = frame.payload
-        # TSN, ScanChannels (uint32), ScanDuration (uint8), nwkUpdateId (uint8)
-        if len(data) < 6 or data[5] != ZDO_CHANNEL_CHANGE:
+        target = channel_change_of(frame)
+        if target is None or target.page != PAGE_2_4_GHZ:
             return
-        mask = int.from_bytes(data[1:5], "little")
-        channels = [ch for ch in range(11, 27) if mask >> ch & 1]
-        if len(channels) == 1 and self.network is not None and channels[0] != self.network.channel:
-            self._pending_channel = channels[0]
+        if self.network is not None and target.channel != self.network.channel:
+            self._pending_channel = target.channel
             self._later(CHANNEL_CHANGE_DELAY_S, self._apply_pending_channel)
 
     def _zdo_to_self(self, aps: Mapping[str, Any], message: bytes) -> None:
@@ -1362,6 +1481,26 @@ class EzspEmulator:
             options |= ApsOption.ENCRYPTION
         if frame.options & TxOptions.APS_ACK:
             options |= ApsOption.RETRY
+        parts = [frame.payload]
+        if message_type is IncomingMessageType.UNICAST:
+            # APS fragmentation is unicast only; the host reassembles (fragments.py).
+            parts = fragments.split(frame.payload)
+        for index, part in enumerate(parts):
+            group = 0
+            part_options = options
+            if len(parts) > 1:
+                group = fragments.group_id(len(parts), index)
+                part_options |= ApsOption.FRAGMENT
+            self._incoming(frame, message_type, part_options, group, part)
+
+    def _incoming(
+        self,
+        frame: ApsFrame,
+        message_type: IncomingMessageType,
+        options: ApsOption,
+        group: int,
+        message: bytes,
+    ) -> None:
         self.callback(
             "incomingMessageHandler",
             {
@@ -1372,7 +1511,7 @@ class EzspEmulator:
                     "sourceEndpoint": frame.src_endpoint,
                     "destinationEndpoint": frame.dst_endpoint,
                     "options": int(options),
-                    "groupId": 0,
+                    "groupId": group,
                     "sequence": frame.aps_counter or 0,
                 },
                 "nwk": frame.src_short if frame.src_short is not None else NULL_NODE_ID,
@@ -1382,7 +1521,7 @@ class EzspEmulator:
                 "lqi": SIM_LQI,
                 "rssi": SIM_RSSI,
                 "timestamp": int(self.clock.monotonic() * 1000) & 0xFFFFFFFF,
-                "message": frame.payload,
+                "message": message,
             },
         )
 

@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import bellows.ezsp
 import bellows.types as bellows_t
 import bellows.zigbee.application as bellows_app
 import zigpy.config as zconf
@@ -39,7 +40,7 @@ import zigpy.exceptions
 import zigpy.types as zt
 import zigpy.zdo
 import zigpy.zdo.types as zdo_t
-from bellows.config import CONF_USE_THREAD
+from bellows.config import CONF_EZSP_CONFIG, CONF_USE_THREAD
 
 from gbhil.han.channels import (
     MAX_PSDU_2_4,
@@ -51,6 +52,7 @@ from gbhil.han.channels import (
     band_of,
     validate,
 )
+from gbhil.han.ezsp import fragments
 from gbhil.han.ezsp.frames import (
     CERTIFICATE_283K1_LEN,
     MIN_PROTOCOL_VERSION,
@@ -58,6 +60,7 @@ from gbhil.han.ezsp.frames import (
     ApsOption,
     IncomingMessageType,
 )
+from gbhil.han.medium import ZDO_ENDPOINT, ZDO_MGMT_NWK_UPDATE_REQ, channel_change_payload
 from gbhil.han.pcap import DEFAULT_FRAMING
 from gbhil.han.transport import (
     BROADCAST_ALL,
@@ -107,6 +110,8 @@ CHANNEL_CHANGE_TIMEOUT_S: Final = 12.0
 DEFAULT_CHANNEL: Final = 11
 DEFAULT_BAUDRATE: Final = 115200
 DEFAULT_SUB_GHZ_POWER_DBM: Final = 0
+#: How long (s) the NCP has to report each fragment sent (bellows' mains-powered timeout).
+FRAGMENT_SENT_TIMEOUT_S: Final = bellows_app.MESSAGE_SEND_TIMEOUT_MAINS
 NO_CERTIFICATE_MESSAGE: Final = (
     "radio has no Smart Energy certificate: real SMETS2 devices will not join "
     "(no sect283k1 CBKE certificate installed on the NCP)"
@@ -177,10 +182,108 @@ class RadioCounters:
     last_failure: str = ""
 
 
+class _FragmentingEzsp(bellows.ezsp.EZSP):
+    """bellows' EZSP layer with APS fragment reassembly for EZSP v14 and later.
+
+    bellows 1.2.1 reassembles fragments with the pre-v14 field positions of
+    ``incomingMessageHandler`` (sender at 4, message at 7); from v14 those are
+    ``binding_index`` and ``rssi``, so every fragmented message is lost. Here
+    the fragments of a v14+ NCP are collected (:mod:`gbhil.han.ezsp.fragments`),
+    each is acknowledged as EmberZNet's host library does, and the whole
+    message goes to the callbacks as one ``incomingMessageHandler``.
+    """
+
+    def __init__(self, device_config: dict[str, Any], application: Any = None) -> None:
+        super().__init__(device_config, application)
+        self._fragments = fragments.Reassembler()
+        self._ack_tasks: set[asyncio.Task[Any]] = set()
+
+    def frame_received(self, data: bytes) -> None:
+        fragment = self._fragment_of(data)
+        if fragment is None:
+            super().frame_received(data)
+            return
+        try:
+            self._take_fragment(fragment)
+        except fragments.FragmentError as exc:
+            LOGGER.warning("EZSP radio: fragmented message dropped: %s", exc)
+
+    def _fragment_of(self, data: bytes) -> dict[str, Any] | None:
+        protocol = self._protocol
+        if protocol is None or not data or self.ezsp_version < SL_STATUS_SINCE:
+            return None
+        try:
+            _sequence, frame_id, payload = protocol._ezsp_frame_rx(data)
+            name, _tx, rx_schema = protocol.COMMANDS_BY_ID[frame_id]
+            if name != "incomingMessageHandler":
+                return None
+            values, _rest = bellows_t.deserialize_dict(payload, rx_schema)
+        except (KeyError, ValueError):
+            return None  # bellows' own path reports it
+        if not int(values["aps_frame"].options) & ApsOption.FRAGMENT:
+            return None
+        return dict(values)
+
+    def _take_fragment(self, values: dict[str, Any]) -> None:
+        aps = values["aps_frame"]
+        sender = int(values["nwk"])
+        group = int(aps.groupId)
+        key = (sender, int(aps.sequence), int(aps.profileId), int(aps.clusterId))
+        whole = self._fragments.add(key, group, bytes(values["message"]))
+        self._acknowledge(sender, aps, fragments.count_and_index(group)[1])
+        if whole is None:
+            return
+        values["aps_frame"] = bellows_t.EmberApsFrame(
+            profileId=aps.profileId,
+            clusterId=aps.clusterId,
+            sourceEndpoint=aps.sourceEndpoint,
+            destinationEndpoint=aps.destinationEndpoint,
+            options=bellows_t.EmberApsOption(int(aps.options) & ~ApsOption.FRAGMENT),
+            groupId=0,
+            sequence=aps.sequence,
+        )
+        values["message"] = bellows_t.LVBytes(whole)
+        self.handle_callback("incomingMessageHandler", list(values.values()))
+
+    def _acknowledge(self, sender: int, aps: Any, index: int) -> None:
+        """APS-acknowledge one fragment (a reply with no data, groupId 0xFFnn)."""
+        ack = bellows_t.EmberApsFrame(
+            profileId=aps.profileId,
+            clusterId=aps.clusterId,
+            sourceEndpoint=aps.destinationEndpoint,
+            destinationEndpoint=aps.sourceEndpoint,
+            options=aps.options,
+            groupId=fragments.FRAGMENT_ACK_COUNT << fragments.FRAGMENT_COUNT_SHIFT | index,
+            sequence=aps.sequence,
+        )
+        task = asyncio.get_running_loop().create_task(self._send_ack(sender, ack))
+        self._ack_tasks.add(task)
+        task.add_done_callback(self._ack_tasks.discard)
+
+    async def _send_ack(self, sender: int, ack: Any) -> None:
+        try:
+            await self.sendReply(sender, ack, b"")
+        except (TimeoutError, OSError, RuntimeError) as exc:
+            LOGGER.debug("fragment acknowledgement not sent: %r", exc)
+
+
 class _SeControllerApplication(bellows_app.ControllerApplication):
     """bellows' application with the gbhil shims: an SE endpoint and a raw-frame tap."""
 
     radio: EzspRadio | None = None
+
+    async def connect(self) -> None:
+        """bellows' connect, on the EZSP layer that reassembles v14+ fragments."""
+        self._ezsp = _FragmentingEzsp(self.config[zconf.CONF_DEVICE], self)
+        try:
+            await self._ezsp.connect(use_thread=self.config[CONF_USE_THREAD])
+            await self._ezsp.write_config(self.config[CONF_EZSP_CONFIG])
+            self._created_device_endpoints.clear()
+            await self.register_endpoints()
+        except Exception:
+            await self._ezsp.disconnect()
+            self._ezsp = None
+            raise
 
     async def register_endpoints(self) -> None:
         await self.add_endpoint(
@@ -357,8 +460,17 @@ class EzspRadio(HanTransport):
             airtime(channel.page, min(n, MAX_PSDU_2_4)) for n in DEFAULT_FRAMING.psdu_lengths(frame)
         )
         start = self.clock.monotonic()
+        fragmented = len(frame.payload) > fragments.FRAGMENT_PAYLOAD_MAX
+        if fragmented and frame.is_broadcast:
+            raise FrameError(
+                f"a {len(frame.payload)}-octet broadcast does not fit one APS frame "
+                f"({fragments.FRAGMENT_PAYLOAD_MAX} octets) and APS fragmentation is unicast only"
+            )
         try:
-            await self.app.send_packet(packet)
+            if fragmented:
+                await self._send_fragments(packet)
+            else:
+                await self.app.send_packet(packet)
         except zigpy.exceptions.DeliveryError as exc:
             # The frame left the radio but the NCP reports no delivery (no APS ACK,
             # no route). The simulated medium does not report loss either, so
@@ -370,6 +482,53 @@ class EzspRadio(HanTransport):
             raise RadioError(f"the NCP did not take the frame: {exc!r}") from exc
         self.counters.sent += 1
         return TxResult(TxStatus.SENT, (channel,), on_air, start, self.clock.monotonic())
+
+    async def _send_fragments(self, packet: zt.ZigbeePacket) -> None:
+        """A unicast too long for one APS frame, as EmberZNet's host fragmentation sends it.
+
+        Each fragment is a ``sendUnicast`` with the FRAGMENT option, the count and
+        index in ``groupId`` and the message's APS counter; the next goes once the
+        NCP reports the previous one sent (a window of one).
+        """
+        app = self.app
+        ezsp = app._ezsp
+        parts = fragments.split(bytes(packet.data.serialize()))
+        options = bellows_t.EmberApsOption(
+            ApsOption.FRAGMENT | ApsOption.RETRY | ApsOption.ENABLE_ROUTE_DISCOVERY
+        )
+        if zt.TransmitOptions.APS_Encryption in packet.tx_options:
+            options |= bellows_t.EmberApsOption.APS_OPTION_ENCRYPTION
+        nwk = packet.dst.address
+        for index, part in enumerate(parts):
+            aps = bellows_t.EmberApsFrame(
+                profileId=packet.profile_id,
+                clusterId=packet.cluster_id,
+                sourceEndpoint=packet.src_ep,
+                destinationEndpoint=packet.dst_ep or 0,
+                options=options,
+                groupId=fragments.group_id(len(parts), index),
+                sequence=packet.tsn,
+            )
+            tag = app.get_sequence()
+            pending = (nwk, tag)
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            app._pending_requests[pending] = future
+            try:
+                status, _ = await ezsp.send_unicast(
+                    nwk=nwk, aps_frame=aps, message_tag=tag, data=part
+                )
+                if status != bellows_t.sl_Status.OK:
+                    raise zigpy.exceptions.DeliveryError(
+                        f"fragment {index + 1}/{len(parts)} not taken: {status!r}", status
+                    )
+                async with asyncio.timeout(FRAGMENT_SENT_TIMEOUT_S):
+                    sent, _ = await future
+                if bellows_t.sl_Status.from_ember_status(sent) != bellows_t.sl_Status.OK:
+                    raise zigpy.exceptions.DeliveryError(
+                        f"fragment {index + 1}/{len(parts)} not delivered: {sent!r}", sent
+                    )
+            finally:
+                del app._pending_requests[pending]
 
     async def _lookup_nwk(self, eui64: bytes) -> int:
         ieee = zt.EUI64(eui64[::-1])
@@ -482,6 +641,38 @@ class EzspRadio(HanTransport):
             await self._move_2_4(channel)
             return True
         return await self._set_sub_ghz(pc)
+
+    async def move_network(self, page: int, channel: int) -> bool:
+        """As the network manager (the CHF): move the HAN's radio of ``page``'s band.
+
+        2.4 GHz: the NCP's own channel migration (:meth:`_move_2_4`). Sub-GHz: a
+        Mgmt_NWK_Update_req broadcast on the old channel, which the devices of that
+        band follow, then the NCP's second PHY is retuned with
+        ``multiPhySetRadioChannel``. False when the NCP refuses the new channel.
+        """
+        pc = validate(page, channel)
+        if band_of(page) is Band.GHZ_2_4:
+            return await self.set_channel(page, channel)
+        if self._sub_ghz is None or self._sub_ghz == pc:
+            return await self._set_sub_ghz(pc)
+        update_id = (int(self.app.state.network_info.nwk_update_id) + 1) & 0xFF
+        await self.send(  # the NCP acts on it: agility check, on air, retune (or nothing)
+            ApsFrame(
+                src_eui64=self.eui64,
+                dst_eui64=None,
+                cluster_id=ZDO_MGMT_NWK_UPDATE_REQ,
+                payload=channel_change_payload(pc, update_id, self.app.get_sequence()),
+                src_endpoint=ZDO_ENDPOINT,
+                dst_endpoint=ZDO_ENDPOINT,
+                profile_id=PROFILE_ZDP,
+                dst_short=BROADCAST_ALL,
+            )
+        )
+        status, params = await self.app._ezsp.getRadioParameters(phyIndex=SUB_GHZ_PHY_INDEX)
+        if int(status) != 0:
+            raise RadioError(f"the NCP cannot report its sub-GHz PHY: status {status!r}")
+        self._sub_ghz = PageChannel(int(params.radioPage), int(params.radioChannel))
+        return self._sub_ghz == pc
 
     async def _move_2_4(self, channel: int) -> None:
         """Move the whole network: one Mgmt_NWK_Update_req broadcast, as a network manager does.
