@@ -22,7 +22,7 @@ AUDITED = frozenset({
     "E21", "E30", "E31", *(f"E{n}" for n in range(40, 56)), "E57", "E100",
 })
 #: Codes no gbhil code path produces, each with its reason in docs/dcc.md.
-NOT_PRODUCED = frozenset({"E30", "E46", "E54"})
+NOT_PRODUCED = frozenset({"E46"})
 _CODE = re.compile(r"I0|I99|E\d{1,4}|[EW]\d{6}")
 DCC_DOC = ROOT / "docs" / "dcc.md"
 

@@ -934,3 +934,55 @@ def test_acknowledged_requests_get_e21_after_a_restart(tmp_path: Path) -> None:
         assert second.emu.inventory.get(ESME).status is DeviceStatus.COMMISSIONED
     finally:
         second.close()
+
+
+def test_sequenced_gas_read_with_encrypted_response_is_e54(dcc: Harness) -> None:
+    """Seed 003 E54: a sequenced Gas Service Request that returns encrypted data (GCS13a's
+    consumption read is encrypted by the GSME/GPF) is refused at acknowledgement; the same
+    read outside a sequence is acknowledged, and a sequenced gas read whose response is not
+    encrypted is too."""
+    encrypted = "GCS13a_4.1.1_SUCCESS_RELIABLE_GSME_REQUEST_DUIS.XML"
+    sequenced = edit(dcc.template(encrypted), header=_sequence(first=True))
+    assert dcc.code(dcc.submit(WebService.SEND_COMMAND, dcc.sign(sequenced))) == "E54"
+    alone = dcc.template(encrypted)
+    assert dcc.code(dcc.submit(WebService.SEND_COMMAND, dcc.sign(alone))) == "I99"
+    plain = edit(dcc.template("GCS21d_6.2.3_SUCCESS_REQUEST_DUIS.XML"),
+                 header=_sequence(first=True))
+    assert dcc.code(dcc.submit(WebService.SEND_COMMAND, dcc.sign(plain))) == "I99"
+
+
+@pytest.mark.parametrize("alert_lost", [False, True], ids=["alert", "alert-lost"])
+def test_future_dated_activation_without_its_outcome_alert_is_e30(
+        dcc: Harness, alert_lost: bool) -> None:
+    """Seed 003 E30: the ESME accepts a future-dated CS06 at once; its 0x8F66 outcome alert
+    (message code 0x00CA, naming the command's originator counter) must follow by the
+    execution date-time plus ``future_dated_outcome_s``, or the User gets E30 for it."""
+    image_hash = _stage(dcc, "02000000")
+    due = dcc.rig.clock.now() + dt.timedelta(hours=1)
+    if alert_lost:  # the outcome alert is lost on its way to the DCC
+        deliver = dcc.rig.on_wan
+        assert deliver is not None
+
+        def lossy(raw: bytes) -> None:
+            if decode_message(raw).frame.gs.message_code != 0x00CA:
+                deliver(raw)
+
+        dcc.rig.on_wan = lossy
+    _activate(dcc, image_hash, at=due)
+    dcc.settle(60)
+    [accepted] = dcc.messages("supplier", MessageKind.RESPONSE)
+    assert accepted.header.response_code == "I0"
+    grace = dcc.emu.processor.policy.future_dated_outcome_s
+    dcc.settle(3600 + grace - 120)
+    assert [r.header.response_code for r in dcc.messages("supplier", MessageKind.RESPONSE)] == [
+        "I0"], "nothing before the deadline"
+    dcc.settle(300)
+    responses = dcc.messages("supplier", MessageKind.RESPONSE)
+    alerts = dcc.messages("supplier", MessageKind.DEVICE_ALERT)
+    if alert_lost:
+        assert [r.header.response_code for r in responses] == ["I0", "E30"]
+        assert responses[1].header.request_id == accepted.header.request_id
+        assert alerts == []
+    else:
+        assert [r.header.response_code for r in responses] == ["I0"]
+        assert len(alerts) == 1

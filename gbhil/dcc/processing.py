@@ -58,6 +58,11 @@ from gbhil.dcc.dual_band_alerts import (
 )
 from gbhil.dcc.dual_band_alerts import response_code as dual_band_response_code
 from gbhil.dcc.firmware_reports import FUTURE_DATED_ACTIVATION_ALERT, reported_version
+from gbhil.dcc.future_dated import (
+    FUTURE_DATED_OUTCOME_ALERTS,
+    UNMATCHED_USE_CASES,
+    executed_counter,
+)
 from gbhil.dcc.inventory import (
     SMART_METERS,
     AssociationKind,
@@ -142,6 +147,7 @@ from gbhil.gbcs.errors import GbcsError
 from gbhil.gbcs.frame import Cra
 from gbhil.gbcs.message import DecodedMessage, alert_code_of, decode_message
 from gbhil.gbcs.security import SecurityContext
+from gbhil.gbcs.usecases import ENCRYPTED_RESPONSE_CODES, MESSAGE_CODES
 from gbhil.han.network import DeliveryStatus
 from gbhil.simulator import Clock, ClockMode
 
@@ -168,6 +174,7 @@ NO_LOCAL_DELIVERY = _code("E17")
 UNKNOWN_DEVICE = _code("E19")
 UNABLE_TO_COMMUNICATE = _code("E20")
 NO_RESPONSE = _code("E21")
+FUTURE_DATED_TIMEOUT = _code("E30")
 DSP_FUTURE_DATED_TIMEOUT = _code("E31")
 SEQUENCE_INVALID_FIRST = _code("E40")
 SEQUENCE_PRECEDING_REUSED = _code("E41")
@@ -183,6 +190,7 @@ LOCAL_COMMAND_NOT_RETURNED = _code("E50")
 SIGNED_PRE_COMMAND_MISMATCH = _code("E51")
 NOTHING_TO_CANCEL = _code("E52")
 SEQUENCE_DSP_NOT_FIRST = _code("E53")
+SEQUENCE_ENCRYPTED_GAS_RESPONSE = _code("E54")
 DUPLICATE_REQUEST_ID = _code("E55")
 NOT_FOR_DEVICE_MODEL = _code("E57")
 CERTIFICATE_ROLE = _code("E65")
@@ -209,6 +217,10 @@ ACTIVE_STATUSES = frozenset(
 )
 #: Firmware requests may also reach a Suspended device (to bring it back to a CPL version).
 SUSPENDED_ALLOWED_SRVS = frozenset({"11.2", "11.3"})
+#: Future-dating patterns where the device holds the command until its execution date.
+DEVICE_HELD = frozenset({FutureDating.DEVICE, FutureDating.DSP_AND_DEVICE})
+#: Gas devices: a sequenced request whose response they encrypt is refused (seed 003 E54).
+GAS_DEVICE_TYPES = frozenset({DeviceType.GSME, DeviceType.GPF})
 #: SRVs whose device response reports the firmware version (seed 004 N49-N51 triggers).
 FIRMWARE_REPORT_SRVS = frozenset({"11.2", "11.3"})
 #: User Roles that may ask for commands for local delivery (E17 otherwise); gbhil's model.
@@ -303,6 +315,9 @@ class ProcessingPolicy:
     response_timeout_s: float = 300.0
     #: ... for a command queued for a sleepy device (GSME wake cycle).
     sleepy_response_timeout_s: float = 7200.0
+    #: A device-held future-dated command's outcome alert must arrive this long after its
+    #: execution date-time (E30 after); a GSME reports at a wake, so hours, not minutes.
+    future_dated_outcome_s: float = 7200.0
     #: A sequenced request waits this long for its predecessor (E44 after).
     sequence_wait_s: float = 300.0
     priority_srvs: frozenset[str] = PRIORITY_SERVICE_REFERENCE_VARIANTS
@@ -686,6 +701,9 @@ class DccProcessor:
         #: Organisation Certificates held on devices, from credentials responses (seed 002).
         self.org_certificates = OrgCertificateRegister()
         self._awaiting: dict[tuple[str, int], _Job] = {}
+        #: Device-held future-dated commands awaiting their outcome alert (E30), by
+        #: (device, originator counter); in memory: a restart forgets them.
+        self._future_dated: dict[tuple[str, int], tuple[_Job, Any]] = {}
         self._held: dict[tuple[str, str, str], _Job] = {}
         self._outcomes: dict[RequestID, str] = {}
         self._successor: dict[RequestID, RequestID] = {}
@@ -1034,6 +1052,10 @@ class DccProcessor:
             t = transform(target, self._transform_context(user, sv, device))
         except TransformError as exc:
             raise _Refusal(exc.response_code, exc.reason) from None
+        if (_sequenced(header) and device.device_type in GAS_DEVICE_TYPES
+                and t.message_code in ENCRYPTED_RESPONSE_CODES):
+            raise _Refusal(SEQUENCE_ENCRYPTED_GAS_RESPONSE,
+                           f"{t.use_case} returns encrypted data: not in a sequence")
         now = self.clock.now()
         if cv is CommandVariant.TRANSFORM and t.needs_user_signature:
             self._precommands[header.request_id] = _PreCommand(request, t, user)
@@ -1268,6 +1290,8 @@ class DccProcessor:
                           MessageKind.RESPONSE)
             self._pending_store.remove(job.request_id)
             self._finish(job.request_id, SUCCESS if ok else SEQUENCE_PREVIOUS_FAILED)
+            if ok:
+                self._watch_future_dated(job, gs.message_code)
         elif gs.cra is Cra.ALERT:
             self._device_alert(raw, msg)
 
@@ -1289,6 +1313,39 @@ class DccProcessor:
         if ok and srv in FIRMWARE_REPORT_SRVS:
             self._firmware_reported(origin.header.business_target_id, msg, user)
         return ok
+
+    def _watch_future_dated(self, job: _Job, message_code: int) -> None:
+        """A command the device accepted for a later execution: E30 unless its outcome
+        alert arrives by then plus ``future_dated_outcome_s`` (seed 003)."""
+        sv = service_variant(job.srv)
+        if sv is None or job.dsp_time is not None or sv.future_dating not in DEVICE_HELD:
+            return
+        use_case = MESSAGE_CODES.get(message_code)
+        if use_case is None or use_case.use_case in UNMATCHED_USE_CASES:
+            return
+        due = _execution_time(job.origin.body)
+        now = self.clock.now()
+        if due is None or due <= now:
+            return
+        key = (job.origin.header.business_target_id, job.counter)
+        wait = (due - now).total_seconds() + self.policy.future_dated_outcome_s
+        self._future_dated[key] = (job, self.clock.call_later(wait, self._no_outcome, key))
+
+    def _no_outcome(self, key: tuple[str, int]) -> None:
+        entry = self._future_dated.pop(key, None)
+        if entry is None:
+            return
+        job, _ = entry
+        log.info("%s: no future-dated outcome alert from %s", job.request_id, key[0])
+        self._deliver(job.user.user_id,
+                      acknowledgement(job.request, FUTURE_DATED_TIMEOUT, at=self.clock.now()),
+                      MessageKind.RESPONSE)
+
+    def _future_dated_outcome(self, device: str, msg: DecodedMessage) -> None:
+        counter = executed_counter(msg)
+        entry = None if counter is None else self._future_dated.pop((device, counter), None)
+        if entry is not None:
+            entry[1].cancel()
 
     def _firmware_reported(self, device_id: str, msg: DecodedMessage,
                            user: DccUser | None) -> None:
@@ -1320,6 +1377,8 @@ class DccProcessor:
                 return
             self._comms_hub_alert(device, code, at)
             return
+        if code in FUTURE_DATED_OUTCOME_ALERTS:
+            self._future_dated_outcome(device, msg)
         if gs.message_code == FUTURE_DATED_ACTIVATION_ALERT:
             self._firmware_reported(device, msg, None)
         user = self.users.get(target)
@@ -1520,6 +1579,11 @@ def _raw_header(header: etree._Element) -> RequestHeader | None:
         return RequestHeader(RequestID.parse(rid), CommandVariant.DCC_INTERNAL, sr_, srv)
     except DuisModelError:
         return None
+
+
+def _sequenced(header: RequestHeader) -> bool:
+    """Whether the request is part of a sequence (FirstInSequence or a predecessor)."""
+    return header.first_in_sequence is not None or header.preceding_request_id is not None
 
 
 def _execution_time(body: etree._Element) -> dt.datetime | None:

@@ -77,6 +77,7 @@ from gbhil.devices.zcl_server import (
 )
 from gbhil.gbcs import gbz
 from gbhil.gbcs import zcl_catalogue as cat
+from gbhil.gbcs.usecases import ENCRYPTED_RESPONSE_CODES
 from gbhil.gbcs.utrn import (
     COUNTER_BITS_MAX,
     COUNTER_SHIFT,
@@ -155,10 +156,6 @@ GSME_MESSAGE_CODES: frozenset[int] = frozenset(
         0x00FC,  # GCS24a uncontrolled flow rate (SMETS4)
         0x012A,  # GCS60a meter balance (variant a)
     }
-)
-#: Use cases whose response data GBCS encrypts (gbcs-facts 2.5; RTDS: GCS15e and GCS60 are not).
-ENCRYPTED_RESPONSE_CODES: frozenset[int] = frozenset(
-    {0x0074, 0x0075, 0x0076, 0x0077, 0x0078, 0x0079, 0x0096, 0x00A0, 0x00B6, 0x00B8, 0x00C3, 0x00C4}
 )
 #: Top ups carrying a UTRN: CS01b from the supplier, PCS01 from the PPMID.
 CS01B, PCS01 = 0x0097, 0x009B

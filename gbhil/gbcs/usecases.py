@@ -286,6 +286,13 @@ for _u in MESSAGE_CODES.values():
         BY_USE_CASE.setdefault(_u.use_case, []).append(_u)
 
 
+#: Gas use cases whose response data GBCS encrypts (gbcs-facts 2.5; RTDS: GCS15e and GCS60
+#: are not). The GSME/GPF encrypt these; the DCC refuses them in a sequence (seed 003 E54).
+ENCRYPTED_RESPONSE_CODES: frozenset[int] = frozenset(
+    {0x0074, 0x0075, 0x0076, 0x0077, 0x0078, 0x0079, 0x0096, 0x00A0, 0x00B6, 0x00B8, 0x00C3, 0x00C4}
+)
+
+
 def message_code_name(code: int) -> str:
     """Human name of a message code, or a hex placeholder when unknown."""
     u = MESSAGE_CODES.get(code)
