@@ -924,3 +924,24 @@ def test_rtds_future_dated_alerts(rtds_dir: Path) -> None:
             assert _check_reply(rig, "alert", got, w) is None
             checked += 1
     assert checked >= 13
+
+
+def test_gcs38_attribute_reports_the_running_image_after_an_activation() -> None:
+    """GCS38 (attribute 0x0206) and the CS06 outcome report one version: the profile's
+    until an image is activated, then the activated image's."""
+    from gbhil.devices import firmware
+    from gbhil.gbcs import zcl_catalogue as cat
+    from gbhil.rigs.simulated import SimulatedRig
+
+    gsme = SimulatedRig.build(seed=1).gsme
+    slots = firmware.slots(gsme)
+
+    def reported() -> object:
+        value = gsme.read_attribute(gsme.data, cat.CLUSTER_METERING, 0x0206)
+        return None if value is None else value.value
+
+    assert reported() == slots.running_version == b"1.0.0"
+    image_hash = slots.stage(b"gas image", bytes.fromhex("01000300"))
+    assert reported() == b"1.0.0", "staged is not running"
+    assert slots.activate(image_hash) == firmware.ACTIVATE_OK
+    assert reported() == bytes.fromhex("01000300")

@@ -61,6 +61,7 @@ from gbhil.bus.topics import RunTopics, eui_text
 from gbhil.devices.core import Device
 from gbhil.devices.registry import device_class
 from gbhil.devices.trust import DeviceKeys
+from gbhil.firmware.rig_delivery import OP_CHECK_FIRMWARE, SLEEPY
 from gbhil.han.network import GsmeNode, MeterNode
 from gbhil.rigs.simulated import (
     DEVICE_CHANNELS,
@@ -327,6 +328,14 @@ class DeviceHost:
             report = await node.wake()
             return {"messages": report.messages, "sent": report.sent, "mirrored": report.mirrored}
 
+        def check_firmware(on: bool = True) -> dict[str, Any]:
+            # the CSP's delivery (gbhil.firmware.rig_delivery): a sleepy device asks the
+            # CHF at its next wake; an always-on one is sent an Image Notify instead
+            sleepy = isinstance(node, GsmeNode)
+            if sleepy:
+                node.check_firmware = on
+            return {SLEEPY: sleepy}
+
         def stop() -> dict[str, Any]:
             self.request_stop()
             return {}
@@ -336,6 +345,7 @@ class DeviceHost:
             OP_POWER: power,
             OP_LEAVE: leave,
             OP_WAKE: wake,
+            OP_CHECK_FIRMWARE: check_firmware,
             OP_STOP: stop,
         }
 

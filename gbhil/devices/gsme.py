@@ -2488,6 +2488,15 @@ class Gsme(GasMeter):
         self.awake_until: datetime | None = None
         self.wake_interval = timedelta(seconds=int(prof.setting("power", "wake_interval_s", 1800)))
         self.awake_window = timedelta(seconds=int(prof.setting("power", "awake_window_s", 10)))
+        # GCS38 and CS06 report one version: the running image's, the profile's at first.
+        shipped = self.data.attrs.get(METERING, A_FIRMWARE_VERSION)
+        if shipped is not None and isinstance(shipped.value, bytes):
+            self.firmware = firmware.FirmwareSlots(shipped.value)
+
+    def read_attribute(self, state: Any, cluster: int, attribute_id: int) -> ZclValue | None:
+        if (cluster, attribute_id) == (METERING, A_FIRMWARE_VERSION):
+            return ZclValue(cat.ZCL_TYPE_OCTET_STRING, firmware.slots(self).running_version)
+        return super().read_attribute(state, cluster, attribute_id)
 
     def handlers(self) -> dict[int, Handler]:
         cls = type(self)

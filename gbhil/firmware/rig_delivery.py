@@ -8,16 +8,35 @@ stages an image for itself directly (it is the OTA server).
 
 Simulation shortcut: real GSMEs query the CHF for images on their own schedule; here the
 delivery asks the rig's GSME node to do it at its next wake.
+
+Devices hosted in another process (:class:`gbhil.bus.han_bridge.RemoteNode`, MQTT rigs)
+are reached the same way: the Image Notify crosses the bus like any HAN frame, and a
+sleepy one is asked to check at its next wake with the :data:`OP_CHECK_FIRMWARE` node
+command, which its device host obeys (:mod:`gbhil.bus.device_host`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from gbhil.devices import firmware as device_firmware
 from gbhil.duis.model import format_eui
 from gbhil.han.ota import parse_ota_file
+
+#: Node command to a device host: ask the CHF for an image (a sleepy device: at its next
+#: wake); the answer's :data:`SLEEPY` says whether it waits for a wake.
+OP_CHECK_FIRMWARE: Final = "check_firmware"
+SLEEPY: Final = "sleepy"
+
+
+def _joined(node: Any) -> bool:
+    """A local node knows; a remote stand-in remembers its last join result."""
+    joined = getattr(node, "joined", None)
+    if joined is not None:
+        return bool(joined)
+    result = getattr(node, "last_result", None)
+    return bool(result is not None and result.accepted)
 
 
 class HanOtaDelivery:
@@ -27,12 +46,8 @@ class HanOtaDelivery:
         self.rig = rig
 
     def _nodes(self) -> dict[str, Any]:
-        out = {}
-        for node in self.rig.nodes.values():
-            device = getattr(node, "device", None)
-            if device is not None and getattr(node, "joined", False):
-                out[format_eui(device.eui)] = node
-        return out
+        return {format_eui(node.eui): node for node in self.rig.nodes.values()
+                if _joined(node)}
 
     async def deliver(self, comms_hub: str, image: bytes, targets: Sequence[str],
                       ) -> frozenset[str]:
@@ -48,7 +63,7 @@ class HanOtaDelivery:
             device_firmware.slots(chf).stage(file.manufacturer_image, file.header.version_bytes)
         if not on_han:
             return unknown
-        euis = {nodes[t].device.eui for t in on_han}
+        euis = {nodes[t].eui for t in on_han}
         for served in hub.ota.images:
             if served.data == image and served.targets is not None:
                 euis |= served.targets
@@ -57,9 +72,13 @@ class HanOtaDelivery:
             node = nodes[target]
             if hasattr(node, "check_firmware"):
                 node.check_firmware = True  # sleepy: asks at its next wake
+            elif callable(getattr(node, "command", None)):  # hosted in another process
+                answer = await node.command(OP_CHECK_FIRMWARE)
+                if not answer.get(SLEEPY):
+                    await hub.ota.notify(node.eui, offered)
             else:
-                await hub.ota.notify(node.device.eui, offered)
+                await hub.ota.notify(node.eui, offered)
         return unknown
 
 
-__all__ = ["HanOtaDelivery"]
+__all__ = ["OP_CHECK_FIRMWARE", "SLEEPY", "HanOtaDelivery"]
