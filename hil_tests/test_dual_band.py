@@ -154,7 +154,7 @@ def test_set_configuration_with_valid_masks_succeeds_and_raises_dbch09(
 
 @usecase("DBCH04", "DBCH07", "DBCH01")
 @srv("6.28", "6.31", "11.2")
-@needs("subghz")
+@needs("subghz", "capture")
 def test_new_masks_move_the_han_and_the_gsme_follows(
     dcc: DccClient, chf: Device, gsme: Device, han: HanView
 ) -> None:
@@ -281,7 +281,7 @@ def test_channel_outside_its_page_is_refused_before_e062801(dcc: DccClient, chf:
 
 @usecase("DBCH04", "GCS38")
 @srv("6.28", "11.2")
-@needs("subghz")
+@needs("subghz", "capture")
 def test_gsme_still_reached_on_the_sub_ghz_page_after_reconfiguration(
     dcc: DccClient, chf: Device, gsme: Device, han: HanView
 ) -> None:

@@ -103,7 +103,7 @@ def _restore_firmware(dcc: DccClient, rig: Any, capabilities: frozenset[str]
         images = list(rig.hub.ota.images)
         yield
         rig.hub.ota.images[:] = images
-        for device in (rig.esme, rig.gsme):
+        for device in (d for d in (rig.esme, rig.gsme) if d is not None):  # bench: maybe none
             seen = _SEEN_RUNNING.get(_eui(device))
             if seen is not None and _smi_version(dcc, device) != seen:
                 _relist_smi(dcc, device, seen)

@@ -86,7 +86,8 @@ def test_gpf_answers_gas_reads_from_its_mirror(dcc: DccClient, gpf: Device) -> N
 @srv("11.2")
 @needs("subghz")
 def test_gsme_read_waits_for_the_wake_cycle(
-    dcc: DccClient, gsme: Device, han: HanView, clock: VirtualClock
+    dcc: DccClient, gsme: Device, han: HanView, clock: VirtualClock,
+    capabilities: frozenset[str],
 ) -> None:
     submitted = clock.now()
     submission = dcc.submit(dcc.request("11.2", gsme))
@@ -94,7 +95,8 @@ def test_gsme_read_waits_for_the_wake_cycle(
     response = submission.await_response()
     assert _originator(dcc, response) == format_eui(gsme.eui)
     assert response.header.response_date_time > submitted, "answered at a later wake"
-    assert han.frames_on(PAGE_SUB_GHZ), "the GSME talks on the sub-GHz page"
+    if "capture" in capabilities:  # a real stick does not say which PHY carried a frame
+        assert han.frames_on(PAGE_SUB_GHZ), "the GSME talks on the sub-GHz page"
 
 
 @usecase("ECS52")

@@ -306,24 +306,27 @@ def seed_inventory(inventory: Inventory, cpl: Cpl, rig: SimulatedRig,
             ), status=DeviceStatus.COMMISSIONED)
             inventory.set_premises(format_eui(device.eui), uprn=DEFAULT_UPRN,
                                    postcode=DEFAULT_POSTCODE)
-        chf, gpf = format_eui(rig.chf.eui), format_eui(rig.gpf.eui)
-        esme, gsme = format_eui(rig.esme.eui), format_eui(rig.gsme.eui)
-        ppmid = format_eui(rig.ppmid.eui)
-        inventory.set_mpxn(esme, import_mpxn=DEFAULT_MPXN["esme"])
-        inventory.set_mpxn(gsme, import_mpxn=DEFAULT_MPXN["gsme"])
-        for role, user in (("IS", supplier), ("ED", network)):
-            inventory.set_party(esme, role, user)
-        for role, user in (("GS", supplier), ("GT", network)):
-            inventory.set_party(gsme, role, user)
+        # A bench rig (gbhil.rigs.bench_rig) may lack some meters: only present ones.
+        ids = {name: format_eui(device.eui) for name, device in devices.items()}
+        chf, gpf = ids["chf"], ids["gpf"]
+        esme, gsme, ppmid = ids.get("esme"), ids.get("gsme"), ids.get("ppmid")
+        meters = ((esme, "esme", ("IS", "ED")), (gsme, "gsme", ("GS", "GT")))
+        for meter, name, (supplier_role, network_role) in meters:
+            if meter is not None:
+                inventory.set_mpxn(meter, import_mpxn=DEFAULT_MPXN[name])
+                for role, user in ((supplier_role, supplier), (network_role, network)):
+                    inventory.set_party(meter, role, user)
         links = (
             (esme, chf, AssociationKind.COMMS_HUB), (gsme, chf, AssociationKind.COMMS_HUB),
             (chf, gpf, AssociationKind.GAS_PROXY), (ppmid, esme, AssociationKind.JOINED),
             (esme, chf, AssociationKind.HAN_LOG), (ppmid, chf, AssociationKind.HAN_LOG),
             (gsme, gpf, AssociationKind.HAN_LOG),
         )
-        present = {(a.device_id, a.other_id, a.kind) for d in (esme, gsme, chf, ppmid)
+        present = {(a.device_id, a.other_id, a.kind) for d in ids.values()
                    for a in inventory.associations(d)}
         for device_id, other, kind in links:
+            if device_id is None or other is None:
+                continue
             if (device_id, other, kind) not in present:
                 inventory.associate(device_id, other, kind)
 

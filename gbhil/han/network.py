@@ -375,10 +375,14 @@ class HubNode:
         if target is None:
             return
         move = getattr(self.transport, "move_network", None)
-        if move is not None:
-            moved = await move(target.page, target.channel)
-        else:
-            moved = await self.transport.set_channel(target.page, target.channel)
+        try:
+            if move is not None:
+                moved = await move(target.page, target.channel)
+            else:
+                moved = await self.transport.set_channel(target.page, target.channel)
+        except HanError as exc:  # e.g. a stick with no sub-GHz PHY: the CHF still answers
+            self._event("channel-change", f"{current} -> {target} refused: {exc}", moved=False)
+            return
         self._event("channel-change", f"{current} -> {target}", moved=moved)
 
     def _undeliverable(self, raw: bytes, target: bytes | None, reason: str) -> Delivery:

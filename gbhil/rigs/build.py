@@ -3,14 +3,16 @@
 The HIL harness (``pytest --rig``, ``gbhil run --rig``) and ``gbhil serve --rig`` call
 :func:`build_rig`; what comes back follows the rig contract of
 :class:`~gbhil.rigs.simulated.SimulatedRig` (``run``, ``start``, ``send``, ``settle``,
-``close``, the device attributes, ``on_wan`` / ``on_power``). Three builders:
+``close``, the device attributes, ``on_wan`` / ``on_power``). The builders:
 
 * the **embedded simulated rig**, when the file describes it (``rigs/simulated.toml``):
   one process, stepped virtual time;
 * the **MQTT bus** (``[bus] url = "mqtt://host:port"``): the hub side in this process,
   the devices of every other ``process`` in ``python -m gbhil.bus.device_host`` children
   the rig starts and stops (:mod:`gbhil.bus.split_rig`), all on a shared real-time clock;
-* **EZSP radios**: :func:`gbhil.rigs.ezsp_rig.build_ezsp_rig`, imported when needed.
+* **EZSP radios**: :func:`gbhil.rigs.ezsp_rig.build_ezsp_rig`, imported when needed;
+* a **bench** (one place whose EZSP stick has a ``port``, real devices around it, in one
+  process): :func:`gbhil.rigs.bench_rig.build_bench_rig`, on the wall clock.
 
 :func:`unbuildable` says, before anything is built, why a rig file cannot be (so a run
 stops with a usage error rather than in its first test).
@@ -60,6 +62,8 @@ class RigKind(StrEnum):
     EZSP = "ezsp"
     #: the hub behind an emulated EZSP NCP, the meters behind the MQTT bus
     MQTT_EZSP = "mqtt-ezsp"
+    #: the hub on a real EZSP stick (``port``), real devices on its air, wall clock
+    BENCH = "bench"
 
 
 #: Kinds whose devices span processes over a broker (a rate and a bus URL apply).
@@ -75,7 +79,9 @@ def _load(rig_file: RigSource) -> RigFile:
 
 def rig_kind(rig: RigFile) -> RigKind:
     if any(place.radio.driver is RadioDriver.EZSP for place in rig.places):
-        return RigKind.MQTT_EZSP if rig.bus.kind is BusKind.MQTT else RigKind.EZSP
+        if rig.bus.kind is BusKind.MQTT:
+            return RigKind.MQTT_EZSP
+        return RigKind.BENCH if any(p.radio.is_real for p in rig.places) else RigKind.EZSP
     if rig.bus.kind is BusKind.MQTT:
         return RigKind.MQTT
     return RigKind.EMBEDDED
@@ -127,6 +133,10 @@ def ezsp_available() -> bool:
 def unbuildable(rig: RigFile) -> list[str]:
     """Why :func:`build_rig` cannot build ``rig`` (empty: it can), without building it."""
     kind = rig_kind(rig)
+    if kind is RigKind.BENCH:
+        from gbhil.rigs.bench_rig import bench_mismatches
+
+        return bench_mismatches(rig)
     if kind is RigKind.EZSP:
         return [] if ezsp_available() else [f"EZSP radios: {EZSP_MODULE} is not available"]
     if kind is RigKind.MQTT_EZSP:
@@ -297,6 +307,10 @@ def build_rig(
     """
     rig = _load(rig_file)
     kind = rig_kind(rig)
+    if kind is RigKind.BENCH:
+        from gbhil.rigs.bench_rig import build_bench_rig
+
+        return build_bench_rig(rig, seed=seed, start=start, capture=capture)
     problems = unbuildable(rig)
     if kind is RigKind.EZSP:
         if problems:

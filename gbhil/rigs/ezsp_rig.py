@@ -231,7 +231,8 @@ def _check_devices(rig: RigFile, place: Place) -> None:
             raise RigBuildError(
                 f'{label} is kind = "real" behind the stick at {place.radio.port}: a real '
                 "device runs on wall-clock time, which this virtual-time builder cannot drive; "
-                "declare it simulated to use this rig file in CI"
+                "build the file with gbhil.rigs.build.build_rig (the wall-clock bench rig, "
+                "gbhil.rigs.bench_rig), or declare it simulated to use this rig file in CI"
             )
         if device.place != place.name:
             raise RigBuildError(f"{label} is at place {device.place!r}, not at {place.name!r}")

@@ -86,6 +86,13 @@ from gbhil.han.ezsp.frames import (
     decode_header,
     is_legacy_version_command,
 )
+from gbhil.han.joining import (
+    JoinOffer,
+    JoinRole,
+    RejectReason,
+    seal_transport_key,
+    verify_key_hash,
+)
 from gbhil.han.medium import SimulatedMedium, SimulatedNode, channel_change_of
 from gbhil.han.transport import (
     BROADCAST_SHORT_ADDRESSES,
@@ -309,6 +316,9 @@ class EzspEmulator:
         self._unsubscribe: Callable[[], None] | None = None
         self._timers: list[TimerHandle] = []
         self._after: list[tuple[str, Mapping[str, Any], float]] = []
+        #: devices admitted by the NCP's trust centre and their link keys (key table, flash)
+        self._ncp_members: dict[bytes, bytes] = {}
+        self._ncp_pending: dict[bytes, bytes] = {}
         self._handlers: dict[str, Handler] = self._handler_table()
         self._reset_volatile()
         self._attach()
@@ -335,6 +345,11 @@ class EzspEmulator:
     def endpoints(self) -> dict[int, dict[str, Any]]:
         """Endpoints the host registered since the last reset (``addEndpoint`` requests)."""
         return {ep: dict(desc) for ep, desc in self._endpoints.items()}
+
+    @property
+    def trust_center(self) -> NcpTrustCenter:
+        """The NCP's own trust centre, for devices on the medium that join through it."""
+        return NcpTrustCenter(self)
 
     async def start(self) -> EzspEmulator:
         """Open the pty and start serving it on the running loop."""
@@ -514,6 +529,8 @@ class EzspEmulator:
         self._tx_power = 8
         self._pending_channel: int | None = None
         self._host_fragments = fragments.Reassembler()
+        #: importTransientKey: EUI-64 -> link key a joining device must prove (RAM only)
+        self.transient_keys: dict[bytes, bytes] = {}
 
     def _on_frame(self, frame: ash.AshFrame) -> None:
         if isinstance(frame, ash.RstFrame):
@@ -869,11 +886,13 @@ class EzspEmulator:
             return {"status": SlStatus.INVALID_STATE}
         self._set_network_up(False)
         self.network = None
+        self._ncp_members.clear()  # their keys were for the network just left
         self._then("stackStatusHandler", {"status": SlStatus.NETWORK_DOWN})
         return self._ok()
 
     def _h_tokenFactoryReset(self, req: dict[str, Any]) -> dict[str, Any]:
         self.network = None  # the network lives in tokens
+        self._ncp_members.clear()
         return {}
 
     def _h_clearKeyTable(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -935,6 +954,8 @@ class EzspEmulator:
         return self._ok()
 
     def _h_importTransientKey(self, req: dict[str, Any]) -> dict[str, Any]:
+        # bellows' permit_with_link_key (v13+): the install-code key of one joiner
+        self.transient_keys[bytes(req["eui64"])] = bytes(req["plaintext_key"])
         return self._ok()
 
     def _h_findKeyTableEntry(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -1537,6 +1558,10 @@ class EzspEmulator:
             raise EmulatorError("the emulated NCP has no network up")
         if self.clock.monotonic() >= self._permit_until:
             raise EmulatorError("permit joining is closed on the emulated NCP")
+        self._report_join(eui64)
+
+    def _report_join(self, eui64: bytes) -> None:
+        """``trustCenterJoinHandler`` for a medium node that joined through this NCP."""
         short = self._short_of(eui64)
         if short is None:
             raise EmulatorError(f"{eui64.hex()} is not attached to the medium")
@@ -1557,10 +1582,76 @@ class EzspEmulator:
         self.version = self.config.protocol_version
 
 
+class NcpTrustCenter:
+    """The trust centre inside an NCP, as a joining device on the medium meets it.
+
+    Why: on a bench the stick, not the host, lets a device in: it admits a device only
+    with the link key the host installed for that EUI-64 (``importTransientKey``, what
+    bellows' ``permit_with_link_key`` sends) while permit joining is open, and then tells
+    the host with ``trustCenterJoinHandler``. A :class:`~gbhil.han.joining.JoiningDevice`
+    joins through it exactly as through the CHF model's trust centre (same key transport
+    and Verify-Key proof), so a wrong install code fails here, in the NCP.
+    """
+
+    def __init__(self, emulator: EzspEmulator) -> None:
+        self.emulator = emulator
+        self.eui = emulator.config.eui64
+
+    def request_join(self, eui: bytes, role: JoinRole = JoinRole.ALWAYS_ON) -> JoinOffer:
+        """Association: seal the network key with the installed link key, or refuse."""
+        emu = self.emulator
+        del role  # the NCP's join decision does not depend on the device type
+        network = emu.network
+        if not emu.network_up or network is None:
+            return self._refuse(eui, RejectReason.TRUST_CENTER_OFF, "no network up")
+        members = emu._ncp_members
+        link_key = members.get(eui)  # a member rejoins with the key it holds
+        if link_key is None:
+            if emu.clock.monotonic() >= emu._permit_until:
+                return self._refuse(eui, RejectReason.JOINING_DISABLED, "permit joining closed")
+            link_key = emu.transient_keys.get(eui)
+            if link_key is None:
+                return self._refuse(
+                    eui, RejectReason.NO_INSTALL_CODE, "the host installed no link key for it"
+                )
+        emu._ncp_pending[eui] = link_key
+        network.nwk_frame_counter += 1
+        blob = seal_transport_key(
+            link_key, network.network_key, network.key_sequence, self.eui, eui,
+            network.nwk_frame_counter,
+        )  # fmt: skip
+        return JoinOffer(blob)
+
+    def verify_key(self, eui: bytes, proof: bytes, leave: Callable[[], Any] | None = None) -> bool:
+        """Verify-Key: on the right proof the device is in and the host is told."""
+        del leave
+        emu = self.emulator
+        link_key = emu._ncp_pending.pop(eui, None)
+        if link_key is None or proof != verify_key_hash(link_key):
+            LOGGER.info("NCP trust centre: %s did not prove its link key", eui.hex().upper())
+            return False
+        emu._ncp_members[eui] = link_key
+        emu.transient_keys.pop(eui, None)
+        emu._report_join(eui)
+        return True
+
+    def key_not_verified(self, eui: bytes, detail: str) -> None:
+        self.emulator._ncp_pending.pop(eui, None)
+        LOGGER.info("NCP trust centre: %s gave up joining: %s", eui.hex().upper(), detail)
+
+    def device_left(self, eui: bytes) -> None:
+        self.emulator._ncp_members.pop(eui, None)
+
+    def _refuse(self, eui: bytes, reason: RejectReason, detail: str) -> JoinOffer:
+        LOGGER.info("NCP trust centre refused %s: %s", eui.hex().upper(), detail)
+        return JoinOffer(None, reason)
+
+
 __all__ = [
     "EmulatorConfig",
     "EmulatorCounters",
     "EmulatorError",
     "EzspEmulator",
+    "NcpTrustCenter",
     "NetworkState",
 ]

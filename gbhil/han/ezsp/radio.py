@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import bellows.ash
 import bellows.ezsp
 import bellows.types as bellows_t
 import bellows.zigbee.application as bellows_app
@@ -263,8 +264,8 @@ class _FragmentingEzsp(bellows.ezsp.EZSP):
     async def _send_ack(self, sender: int, ack: Any) -> None:
         try:
             await self.sendReply(sender, ack, b"")
-        except (TimeoutError, OSError, RuntimeError) as exc:
-            LOGGER.debug("fragment acknowledgement not sent: %r", exc)
+        except (TimeoutError, OSError, RuntimeError, bellows.ash.NcpFailure) as exc:
+            LOGGER.debug("fragment acknowledgement not sent: %r", exc)  # e.g. port closed
 
 
 class _SeControllerApplication(bellows_app.ControllerApplication):
