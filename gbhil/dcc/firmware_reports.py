@@ -104,8 +104,17 @@ def _outcome(outcome: object, via: FirmwareReport) -> ReportedVersion | None:
     """A CS06 ``executionOutcome`` (None when the command was only accepted)."""
     if not isinstance(outcome, dict) or outcome.get("responseCode") != DEVICE_SUCCESS:
         return None
-    version = version_text(bytes.fromhex(str(outcome.get("firmwareVersion", ""))))
+    raw = _octets(outcome.get("firmwareVersion"))
+    version = None if raw is None else version_text(raw)
     return None if version is None else ReportedVersion(via, version)
+
+
+def _octets(text: object) -> bytes | None:
+    """The octets of a hex ``firmwareVersion`` field (None when it is not hex)."""
+    try:
+        return bytes.fromhex(str(text)) if text is not None else None
+    except ValueError:
+        return None
 
 
 def _read_octets(msg: DecodedMessage) -> bytes | None:
@@ -127,7 +136,7 @@ def _read_octets(msg: DecodedMessage) -> bytes | None:
         fields = _asn1_fields(msg)
         if fields is None or fields.get("responseCode") != DEVICE_SUCCESS:
             return None
-        return bytes.fromhex(str(fields.get("firmwareVersion", "")))
+        return _octets(fields.get("firmwareVersion"))
     return None
 
 

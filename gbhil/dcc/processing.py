@@ -645,9 +645,11 @@ class _PendingStore:
         ]
 
     def close(self) -> None:
-        self._writes.close()
-        with self._lock:
-            self._conn.close()
+        try:
+            self._writes.close()
+        finally:
+            with self._lock:
+                self._conn.close()
 
 
 # --- The processor ------------------------------------------------------------------------------
@@ -1558,8 +1560,13 @@ class DccProcessor:
                 job.held.cancel()
         for outage in self._outages.values():
             outage.timer.cancel()
-        self.schedules.close()
-        self._pending_store.close()
+        for _, timer in self._future_dated.values():
+            timer.cancel()
+        self._future_dated.clear()
+        try:
+            self.schedules.close()
+        finally:
+            self._pending_store.close()
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 #: Environment variable choosing SQLite's ``synchronous`` level for the DCC's queues.
 SYNCHRONOUS_ENV = "GBHIL_DCC_SYNCHRONOUS"
@@ -70,8 +73,10 @@ class GroupCommit:
         self._lock = lock
         self._queued: list[Statement] = []
         self._queued_done: asyncio.Future[None] | None = None
+        #: The batch holding the latest write: what ``durable()`` waits for, so a commit
+        #: that ran (and failed) before the caller asked still reaches the caller.
+        self._last: asyncio.Future[None] | None = None
         self._inflight: concurrent.futures.Future[None] | None = None
-        self._inflight_done: asyncio.Future[None] | None = None
         self._scheduled = False
         self._executor = (concurrent.futures.ThreadPoolExecutor(1, "gbhil-store-commit")
                           if background else None)
@@ -83,23 +88,25 @@ class GroupCommit:
         except RuntimeError:
             self.flush()
             return
+        if self._queued_done is None:
+            self._queued_done = self._last = loop.create_future()
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._kick)
 
     async def durable(self) -> None:
-        """Wait until every statement queued so far is committed."""
-        loop = asyncio.get_running_loop()
-        if self._queued:
-            if self._queued_done is None:
-                self._queued_done = loop.create_future()
-            waiter = self._queued_done
-            self._kick()
-        elif self._inflight_done is not None:
-            waiter = self._inflight_done
-        else:
+        """Wait until every statement written so far is committed; raise its error if the
+        commit failed (even when it ran before this call)."""
+        waiter = self._last
+        if waiter is None:
             return
-        await asyncio.shield(waiter)
+        if self._queued:
+            self._kick()  # now, not on the next loop turn
+        try:
+            await asyncio.shield(waiter)
+        finally:
+            if self._last is waiter and waiter.done():
+                self._last = None  # reported: later callers without writes need not wait
 
     def flush(self) -> None:
         """Commit everything queued now (after any commit already running)."""
@@ -126,15 +133,16 @@ class GroupCommit:
         if not self._queued:
             return
         if self._executor is None:
-            with contextlib.suppress(Exception):  # raised to the waiters by flush
+            try:
                 self.flush()
+            except Exception as exc:  # the batch's waiters get it from durable()
+                log.error("DCC store commit failed: %s", exc)
             return
         if self._inflight is not None:
             return  # the running commit starts the next group when it ends
         batch, done = self._take()
         if done is None:
             done = asyncio.get_running_loop().create_future()
-        self._inflight_done = done
         self._inflight = self._executor.submit(self._commit, batch)
         loop = asyncio.get_running_loop()
         self._inflight.add_done_callback(
@@ -144,8 +152,10 @@ class GroupCommit:
                    done: asyncio.Future[None]) -> None:
         if self._inflight is finished:
             self._inflight = None
-            self._inflight_done = None
-        _settle(done, finished.exception())
+        error = finished.exception()
+        if error is not None:
+            log.error("DCC store commit failed: %s", error)
+        _settle(done, error)
         if self._queued:
             self._kick()
 
@@ -161,10 +171,12 @@ class GroupCommit:
             self._conn.execute("COMMIT")
 
     def close(self) -> None:
-        """Commit what is queued and stop the worker thread."""
-        self.flush()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        """Commit what is queued and stop the worker thread (even when that commit fails)."""
+        try:
+            self.flush()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
 
 
 def _settle(done: asyncio.Future[None] | None, error: BaseException | None) -> None:
@@ -174,3 +186,4 @@ def _settle(done: asyncio.Future[None] | None, error: BaseException | None) -> N
         done.set_result(None)
     else:
         done.set_exception(error)
+        done.exception()  # retrieved: durable() re-raises it; no "never retrieved" noise

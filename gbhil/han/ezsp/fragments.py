@@ -82,7 +82,9 @@ class Reassembler:
 
     The count comes from fragment 0 (EmberZNet: "if the low-order byte is zero
     this is the first fragment and the high-order byte contains the number of
-    fragments"); a repeated fragment (a retry) replaces nothing; an index past
+    fragments"); a repeated fragment (a retry) replaces nothing, except a new first
+    fragment, which starts the message afresh (the APS counter of an abandoned message
+    came round again: 256 messages later on a busy tunnel); an index past
     the count raises :class:`FragmentError` and drops the partial message, so
     a corrupted sequence never yields a payload.
     """
@@ -93,6 +95,10 @@ class Reassembler:
         """Add one fragment; the whole payload once every fragment is in, else None."""
         count, index = count_and_index(group)
         partial = self._partial.setdefault(key, _Partial())
+        if index == 0 and 0 in partial.parts:
+            # A new first fragment under a key still holding one: the APS counter came
+            # round again and the old message was abandoned. Never mix the two.
+            partial = self._partial[key] = _Partial()
         if index == 0:
             if count == 0:
                 del self._partial[key]
