@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import select
+import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from gbhil.han.joining import (
     with_crc,
 )
 from gbhil.han.medium import SimulatedMedium
+from gbhil.han.tunnel import CLUSTER_TUNNELING
 from gbhil.pytest_plugin.plugin import DccClient, rig_capabilities
 from gbhil.rigs.bench_rig import BenchRig, build_bench_rig
 from gbhil.rigs.build import RigBuildError, RigKind, build_rig, rig_kind, unbuildable
@@ -81,7 +84,15 @@ def _start_standin(devices: str, *extra: str) -> Standin:
             log.seek(0)
             err = log.read()[-2000:]
             pytest.fail(f"the bench stand-in gave no ready line within {READY_S:g} s: {err}")
-    info = json.loads(line)
+        try:
+            info = json.loads(line)
+        except json.JSONDecodeError as exc:
+            _stop(process)
+            log.seek(0)
+            err = log.read()[-2000:]
+            raise AssertionError(
+                f"the bench stand-in's ready line {line!r} is not JSON: {err}"
+            ) from exc
     return Standin(process, info["port"], info["stick_eui"], info["devices"])
 
 
@@ -192,7 +203,7 @@ def test_the_emulated_ncp_admits_only_a_device_whose_link_key_the_host_installed
                 await radio.app.permit_with_link_key(zt.EUI64(eui[::-1]), key, time_s=60)
             joined, refused = await right.join(tc), await wrong.join(tc)
             await clock.sleep(1.0)  # bellows handles trustCenterJoinHandler
-            known = {bytes(ieee)[::-1] for ieee in radio.app.devices} - {radio.eui64}
+            known = radio.known_euis() - {radio.eui64}
             await clock.sleep(61.0)
             late = await joiner(DEVICES["ppmid"][0], install_code_for(esme)).join(tc)
             return {"before": before, "joined": joined, "refused": refused, "known": known,
@@ -246,7 +257,7 @@ def test_a_stick_rig_file_is_a_bench_with_its_capabilities(tmp_path: Path) -> No
 def test_the_real_esme_joins_through_the_stick_and_answers_a_read(bench: BenchRig) -> None:
     esme = bench.esme.eui
     assert bench.radio is not None
-    assert esme[::-1] in {bytes(ieee) for ieee in bench.radio.app.devices}, "zigpy knows it"
+    assert esme in bench.radio.known_euis(), "zigpy knows it"
     entry = bench.chf.device_log.entries[esme]
     assert entry.joined and entry.link_key_hash, "the Device Log recorded the join"
     assert bench.hub.tunnels.tunnel_for(esme) is not None
@@ -263,6 +274,88 @@ def test_the_real_esme_joins_through_the_stick_and_answers_a_read(bench: BenchRi
     assert verify_mac(bench.dcc, decode_message(response).frame) is Check.VERIFIED
     assert bench.radio.counters.received > 0 and bench.radio.counters.delivery_failures == 0
     assert bench.capture is not None and bench.capture.frames_written > 0, "host-side pcap"
+
+
+def test_the_real_esme_leaves_rejoins_through_the_stick_and_answers_again(
+    standin: Standin, bench: BenchRig
+) -> None:
+    """After start the Device Log is closed for joining, yet a device in it that the stick
+    let in again (after a leave, a power cut) must be admitted: the stick checked its key."""
+    esme = bench.esme.eui
+    tc = bench.hub.trust_center
+    seen = len(tc.events)
+    standin.process.send_signal(signal.SIGUSR1)  # the meter leaves; the stick reports it
+
+    async def rejoin() -> list[str]:
+        async with asyncio.timeout(JOIN_S):
+            while True:
+                kinds = [e.kind for e in tc.events[seen:] if e.eui == esme]
+                if "left" in kinds and kinds[-1] in ("joined", "rejoined"):
+                    await bench.settle(ANSWER_S)  # the meter opens its tunnel again
+                    return kinds
+                await asyncio.sleep(0.05)
+
+    assert bench.run(rejoin()) == ["left", "joined"], "no refusal in between"
+    assert bench.chf.device_log.entries[esme].joined
+    assert not bench.chf.device_log.join_enabled, "joining was enabled for that join only"
+    bench.wan.clear()
+
+    async def read() -> None:
+        await bench.send(_ecs52(bench, 5100, esme))
+        await _until_response(bench)
+
+    bench.run(read())
+    [response] = [m for m in bench.wan if decode_message(m).frame.gs.cra is Cra.RESPONSE]
+    gs = decode_message(response).frame.gs
+    assert (gs.originator_counter, gs.business_originator) == (5100, esme)
+
+
+def test_a_rejoin_the_stick_reports_while_the_hub_is_off_is_recorded_when_power_returns(
+    standin: Standin, bench: BenchRig
+) -> None:
+    """The stick stays up while the simulated hub is off: a device that rejoins then is
+    admitted by the hub's trust centre when its power returns, and is reached again."""
+    esme = bench.esme.eui
+    tc = bench.hub.trust_center
+    seen = len(tc.events)
+    asked: list[bool] = []  # a Tunnelling frame from the ESME: after its leave?
+
+    def tap(captured: Any) -> None:
+        frame = captured.frame
+        if frame.src_eui64 == esme and frame.cluster_id == CLUSTER_TUNNELING:
+            asked.append(any(e.kind == "left" and e.eui == esme for e in tc.events[seen:]))
+
+    remove = bench.medium.add_tap(tap)
+    old_tunnel = bench.hub.tunnels.tunnel_for(esme)
+
+    async def cut_rejoin_restore() -> list[str]:
+        bench.mains.set_output(False)
+        standin.process.send_signal(signal.SIGUSR1)
+        async with asyncio.timeout(JOIN_S):
+            while not any(asked):  # rejoined through the stick, asking the dark hub
+                await asyncio.sleep(0.05)
+        during = [e.kind for e in tc.events[seen:] if e.eui == esme]
+        bench.mains.set_output(True)
+        async with asyncio.timeout(ANSWER_S):
+            while bench.hub.tunnels.tunnel_for(esme) in (None, old_tunnel):
+                await asyncio.sleep(0.05)  # the meter's RequestTunnel, retried, now answered
+        await bench.settle(ANSWER_S)
+        return during
+
+    try:
+        assert bench.run(cut_rejoin_restore()) == ["left"], "not admitted while the hub is off"
+    finally:
+        remove()
+    assert [e.kind for e in tc.events[seen:] if e.eui == esme] == ["left", "joined"]
+    bench.wan.clear()
+
+    async def read() -> None:
+        await bench.send(_ecs52(bench, 5200, esme))
+        await _until_response(bench)
+
+    bench.run(read())
+    [response] = [m for m in bench.wan if decode_message(m).frame.gs.cra is Cra.RESPONSE]
+    assert decode_message(response).frame.gs.originator_counter == 5200
 
 
 @pytest.mark.skipif(not SCHEMA_DIR.is_dir(), reason=NO_XSD)
@@ -285,6 +378,12 @@ def test_a_duis_read_reaches_the_real_esme_and_survives_a_hub_power_cut(bench: B
         bench.run(cut())
         assert [e.kind for e in bench.power_events] == [PowerEvent.OUTAGE, PowerEvent.RESTORED]
 
+        async def tunnel_back() -> None:  # the meter reopens its tunnel on its own retry
+            async with asyncio.timeout(JOIN_S):
+                while bench.hub.tunnels.tunnel_for(esme.eui) is None:
+                    await asyncio.sleep(0.1)
+
+        bench.run(tunnel_back())
         again = dcc.describe(dcc.submit(dcc.request("11.2", esme)).await_response(ANSWER_S))
         assert again["outcome"]["success"] is True
     finally:
@@ -421,6 +520,24 @@ def test_a_device_with_a_wrong_install_code_does_not_join_and_start_names_it(
         with pytest.raises(RigBuildError, match=r"esme 'esme' \(00DB1234567890A0\) did not join"):
             rig.run(rig.start())
         assert not rig.chf.device_log.entries[DEVICES["esme"][0]].joined
+        assert rig.hub.trust_center.role_of(DEVICES["esme"][0]) is None
+    finally:
+        rig.close()
+
+
+def test_a_join_the_stick_allowed_but_the_device_log_refused_is_named_with_its_reason(
+    standin: Standin, tmp_path: Path
+) -> None:
+    path = _rig_file(tmp_path / "closed.toml", standin.port, standin.devices)
+    rig = build_bench_rig(path, join_timeout=JOIN_S / 6)
+    try:
+        rig.chf.device_log.join_deadline = rig.clock.now() - timedelta(days=1)
+        with pytest.raises(
+            RigBuildError,
+            match=r"esme 'esme' \(00DB1234567890A0\) was let in by "
+            r"the stick but the CHF Device Log refused it \(JOIN_WINDOW_CLOSED\)",
+        ):
+            rig.run(rig.start())
         assert rig.hub.trust_center.role_of(DEVICES["esme"][0]) is None
     finally:
         rig.close()

@@ -44,7 +44,7 @@ TEMPLATES = ROOT.parent / "shared" / "conformance" / "duis" / "templates"
 RATE = 40.0
 #: Wall seconds the inner pytest run may take at most before it counts as hung.
 RUN_TIMEOUT_S = 900.0
-#: One or more tests of every suite in hil_tests/ but WHITE_BOX_SUITES.
+#: One or more tests of every suite in hil_tests/.
 REPRESENTATIVE = (
     "test_smoke.py::test_esme_firmware_version_over_the_han",
     "test_smoke.py::test_ppmid_firmware_version_through_the_acb",
@@ -63,10 +63,6 @@ REPRESENTATIVE = (
     "test_firmware.py::test_update_firmware_reaches_the_esme_over_the_han_and_activates",
     "test_firmware.py::test_version_the_cpl_does_not_list_raises_n21",
 )
-#: Suites left out because they reach into device objects, which on this rig are the hub
-#: process's copies, not the meters on the HAN: none since the firmware suite went black
-#: box (docs/hil-tests.md).
-WHITE_BOX_SUITES: tuple[str, ...] = ()
 
 
 def _duis_schema_available() -> bool:
@@ -115,7 +111,7 @@ def test_representative_hil_tests_pass_on_the_mqtt_rig(
 ) -> None:
     tests = [str(SUITES / t) for t in REPRESENTATIVE]
     suites = {t.split("::")[0] for t in REPRESENTATIVE}
-    every = {p.name for p in SUITES.glob("test_*.py")} - set(WHITE_BOX_SUITES)
+    every = {p.name for p in SUITES.glob("test_*.py")}
     assert suites == every, "a test of every suite"
     junit = pytester.path / "junit.xml"
     result = pytester.runpytest_subprocess(

@@ -62,11 +62,15 @@ def test_remote_esme_and_sleepy_gsme_pull_the_delivered_images(broker: Mosquitto
                 esme = await _until(lambda: progress.get((rig.esme.eui, ESME_VERSION)), "esme")
 
                 unknown |= await delivery.deliver(hub, images["gsme"], [format_eui(rig.gsme.eui)])
-                await asyncio.sleep(POLL_WALL_S * 4)
-                asleep = (rig.gsme.eui, GSME_VERSION) in progress
+                # deliver() has awaited whatever it sends: the OTA server's record of the
+                # exchanges with each meter so far (Image Notify, queries) is complete here
+                before_wake = {
+                    name: [e.kind for e in rig.hub.ota.events if e.peer == eui]
+                    for name, eui in (("esme", rig.esme.eui), ("gsme", rig.gsme.eui))
+                }
                 await split.side.remote["gsme"].wake()
                 gsme = await _until(lambda: progress.get((rig.gsme.eui, GSME_VERSION)), "gsme")
-                return {"unknown": unknown, "esme": esme, "gsme": gsme, "asleep": asleep,
+                return {"unknown": unknown, "esme": esme, "gsme": gsme, "before": before_wake,
                         "sizes": {n: len(i) for n, i in images.items()}}  # fmt: skip
 
     got = asyncio.run(scenario())
@@ -79,4 +83,7 @@ def test_remote_esme_and_sleepy_gsme_pull_the_delivered_images(broker: Mosquitto
         assert progress.end_status is OtaStatus.SUCCESS, f"{name}: parsed and staged"
         assert progress.octets == sizes[name], f"{name}: every octet from the CHF"
         assert progress.offsets[0] == 0
-    assert got["asleep"] is False, "the sleepy GSME asks only when it wakes"
+    before = got["before"]
+    assert isinstance(before, dict)
+    assert "notify" in before["esme"], "the always-on ESME was sent an Image Notify"
+    assert before["gsme"] == [], "no Image Notify to the sleepy GSME: it asks when it wakes"

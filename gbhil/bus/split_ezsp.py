@@ -26,12 +26,10 @@ from typing import Any, Final
 from gbhil.bus.han_bridge import SharedRealTimeClock
 from gbhil.bus.split_rig import SplitRig, SplitRigError
 from gbhil.han.ezsp.emulator import EmulatorConfig, EzspEmulator
-from gbhil.han.ezsp.radio import EzspRadio, RadioSettings
+from gbhil.han.ezsp.radio import PERMIT_S, EzspRadio, RadioSettings
 from gbhil.han.medium import SimulatedMedium
 from gbhil.rigs.simulated import SimulatedRig
 
-#: Permit-joining window bellows opens on the NCP around commissioning (ZDO maximum, s).
-PERMIT_S: Final = 254
 #: How long (wall seconds) bellows may take to handle the NCP's join reports, and the poll.
 JOIN_REPORT_TIMEOUT_S: Final = 10.0
 JOIN_REPORT_POLL_S: Final = 0.02
@@ -87,7 +85,7 @@ class SplitEzspRig(SplitRig):
         assert self.radio is not None
         deadline = time.monotonic() + JOIN_REPORT_TIMEOUT_S
         while True:
-            known = {bytes(ieee)[::-1] for ieee in self.radio.app.devices}
+            known = self.radio.known_euis()
             missing = [e for e in euis if e not in known]
             if not missing:
                 return
@@ -101,13 +99,18 @@ class SplitEzspRig(SplitRig):
         return float(getattr(self.clock, "rate", 1.0))
 
     async def _shutdown(self) -> None:
+        """Radio, emulator, then the split rig: each closed even if one before it raised."""
         radio, emulator = self.radio, self.emulator
         self.radio = self.emulator = None
-        if radio is not None:
-            await radio.close()
-        if emulator is not None:
-            await emulator.close()
-        await SplitRig._shutdown(self)
+        try:
+            if radio is not None:
+                await radio.close()
+        finally:
+            try:
+                if emulator is not None:
+                    await emulator.close()
+            finally:
+                await SplitRig._shutdown(self)
 
 
 async def open_hub_radio(

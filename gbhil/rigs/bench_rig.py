@@ -13,11 +13,12 @@ identity (role, EUI-64, install code, certificates), never their state.
 * **Joining** is the stick's: for each real device the rig puts it in the CHF Device Log
   (as CCS01 does), installs the link key derived from its install code on the NCP
   (bellows' ``permit_with_link_key``: EZSP ``importTransientKey`` on v13+) and opens
-  permit joining; the NCP admits the device and reports it (``trustCenterJoinHandler``,
-  zigpy's ``device_joined``), and the hub's trust-centre model records the join in the
-  Device Log. :meth:`BenchRig.start` waits, bounded, for every device to join and open its
-  tunnel (a GSME: to ask the GPF for its mirror), and names those that did not. CBKE is
-  not implemented (docs/radios.md).
+  permit joining; the NCP admits the device and reports it (the EZSP
+  ``trustCenterJoinHandler`` callback), and the hub's trust-centre model records the join
+  in the Device Log. :meth:`BenchRig.start` waits, bounded, for every device to join and
+  open its tunnel (a GSME: to ask the GPF for its mirror), and names those that did not.
+  After a leave the rig installs the key again, and admits the device whenever the stick
+  reports it back. CBKE is not implemented (docs/radios.md).
 * **Capture**: gbhil cannot hear a real stick's air (a sniffer's job). ``rig.medium`` is a
   :class:`HostTap` instead: every APS frame the hub hands to the stick or gets from it,
   for the harness's per-test frames and pcap, and ``capture=`` writes them to a pcap.
@@ -36,6 +37,7 @@ whose EUI-64 is not the CHF's, sub-GHz on a one-PHY stick.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -51,15 +53,18 @@ from gbhil.devices.registry import device_class
 from gbhil.devices.trust import DeviceKeys, Role
 from gbhil.gbcs.security import SecurityContext
 from gbhil.han.channels import PageChannel
-from gbhil.han.ezsp.radio import EzspRadio, RadioError, RadioSettings
+from gbhil.han.ezsp.frames import DeviceUpdate, JoinDecision
+from gbhil.han.ezsp.radio import PERMIT_S, EzspRadio, RadioError, RadioSettings
 from gbhil.han.joining import JoinRole, link_key_from_install_code, verify_key_hash
 from gbhil.han.medium import TapCallback
 from gbhil.han.network import HubNode
 from gbhil.han.pcap import PcapWriter
 from gbhil.han.transport import ApsFrame, CapturedFrame, HanTransport, TxResult
 from gbhil.rigs.build import RigBuildError
+from gbhil.rigs.ezsp_rig import SIMULATED_INSTRUMENT, open_mains, open_supply
 from gbhil.rigs.instruments.model import mains_supply
 from gbhil.rigs.instruments.observed import ObservedPsu
+from gbhil.rigs.instruments.psu import PsuError
 from gbhil.rigs.rigfile import (
     DEVICE_TYPES,
     DeviceKind,
@@ -70,12 +75,12 @@ from gbhil.rigs.rigfile import (
     RigFile,
     load_rig,
 )
-from gbhil.rigs.simulated import HubPowerEvent, PowerEvent, SimulatedRig, rig_keystore
+from gbhil.rigs.simulated import HubPowerEvent, PowerEvent, SimulatedRig, _spawn, rig_keystore
 from gbhil.simulator import RealTimeClock
 from gbhil.smki import KeyStore, SmkiError
 
-#: Permit-joining window bellows opens on the NCP per device (ZDO maximum, s).
-PERMIT_S: Final = 254
+LOGGER = logging.getLogger(__name__)
+
 #: How long (wall s) :meth:`BenchRig.start` waits for the real devices to join, and the poll.
 JOIN_TIMEOUT_S: Final = 60.0
 JOIN_POLL_S: Final = 0.1
@@ -92,7 +97,8 @@ JOIN_ROLES: Final = {
     DeviceRole.PPMID: JoinRole.ALWAYS_ON,
     DeviceRole.GSME: JoinRole.SLEEPY,
 }
-SIMULATED_INSTRUMENT: Final = "simulated"
+#: EZSP callback by which the NCP reports a device's join or leave.
+TC_JOIN_HANDLER: Final = "trustCenterJoinHandler"
 #: Short address the host-side tap gives a node the NCP has not reported.
 UNKNOWN_SHORT: Final = 0xFFFE
 
@@ -105,7 +111,7 @@ class RealDevice:
     role: DeviceRole
     eui: bytes
     device_type: DeviceType
-    install_code: bytes
+    install_code: bytes = field(repr=False)  # a link key derives from it
     profile: Any = None  # no device profile: the DCC lists it with default identity data
 
     @property
@@ -150,6 +156,11 @@ class BenchRig(SimulatedRig):
     #: (supply, channel) of each real device's relay, switched with the mains
     relays: dict[str, tuple[Any, int]] = field(default_factory=dict)
     _opened: list[Any] = field(default_factory=list)  # relay supplies the rig opened
+    #: devices the stick let in whose join the Device Log refused: the reason
+    _refusals: dict[bytes, str] = field(default_factory=dict)
+    #: devices the stick let in while the simulated hub was off: recorded at power-on
+    _unrecorded: set[bytes] = field(default_factory=set)
+    _callback_id: int | None = None
 
     @property
     def dcc(self) -> SecurityContext:
@@ -178,7 +189,7 @@ class BenchRig(SimulatedRig):
         for device in self.real.values():
             log.add(DeviceLogEntry(device.eui, INSTALL_CODE_KEY_TYPE, device.install_code))
         log.join_enabled = True
-        self.radio.app.add_listener(_JoinListener(self._ncp_join, self._ncp_leave))
+        self._callback_id = self.radio.app._ezsp.add_callback(self._ncp_report)
         for eui in self._joined_on_ncp():
             self._ncp_join(eui)  # already on the stick's network (a rejoin needs no key)
         for device in self.real.values():
@@ -193,29 +204,81 @@ class BenchRig(SimulatedRig):
 
     def _joined_on_ncp(self) -> list[bytes]:
         assert self.radio is not None
-        known = {bytes(ieee)[::-1] for ieee in self.radio.app.devices}
+        known = self.radio.known_euis()
         return [d.eui for d in self.real.values() if d.eui in known]
+
+    def _real_device(self, eui: bytes) -> RealDevice | None:
+        return next((d for d in self.real.values() if d.eui == eui), None)
+
+    def _ncp_report(self, frame_name: str, args: list[Any]) -> None:
+        """EZSP callbacks: the NCP's ``trustCenterJoinHandler`` for a join, rejoin or leave.
+
+        Read here rather than from zigpy's ``device_joined``, which zigpy raises only for a
+        device new to it (or at a new short address), never for a rejoin.
+        """
+        if frame_name != TC_JOIN_HANDLER or len(args) < 4:
+            return
+        eui, status, decision = bytes(args[1])[::-1], int(args[2]), int(args[3])
+        if status == DeviceUpdate.DEVICE_LEFT:
+            self._ncp_leave(eui)
+        elif decision != JoinDecision.DENY_JOIN:
+            self._ncp_join(eui)
 
     def _ncp_join(self, eui: bytes) -> None:
         """The NCP let ``eui`` in: the hub's trust-centre model records it in the Device Log.
 
-        The key exchange happened in the stick; here the CHF model's trust centre checks
-        the Device Log (entry, install code, join window) and records the join as it
-        does for a device that joined through it.
+        The key exchange happened in the stick, which admits only with the install-code key
+        the rig installed; so a device in the Device Log is let in whenever the stick
+        reports it (a rejoin after a power cut or a leave too), with joining enabled for
+        that moment. The Device Log may still refuse (entry removed, join deadline past):
+        :meth:`start` then names its reason. While the simulated hub is off the join waits
+        for its power to return.
         """
-        device = next((d for d in self.real.values() if d.eui == eui), None)
+        device = self._real_device(eui)
         tc = self.hub.trust_center
         if device is None or tc.role_of(eui) is not None:
             return
-        offer = tc.request_join(eui, JOIN_ROLES[device.role])
+        if not tc.powered:
+            self._unrecorded.add(eui)
+            return
+        log = self.chf.device_log
+        enabled, log.join_enabled = log.join_enabled, True
+        try:
+            offer = tc.request_join(eui, JOIN_ROLES[device.role])
+        finally:
+            log.join_enabled = enabled
         if offer.transport_key is None:
-            return  # refused by the Device Log: the event says why
+            reason = offer.reason.name if offer.reason is not None else "refused"
+            self._refusals[eui] = reason  # the reason only: a detail may quote the code
+            return
+        self._refusals.pop(eui, None)
         tc.verify_key(eui, verify_key_hash(link_key_from_install_code(device.install_code)))
 
     def _ncp_leave(self, eui: bytes) -> None:
-        """The NCP reported ``eui`` gone: it must join again to be reached."""
-        if any(d.eui == eui for d in self.real.values()):
-            self.hub.trust_center.device_left(eui)
+        """The NCP reported ``eui`` gone: forget the join, and let the stick admit it again.
+
+        bellows drops a device's install-code key from the NCP once it has joined, so the
+        key is installed again (with permit joining) for the device's next join.
+        """
+        device = self._real_device(eui)
+        if device is None:
+            return
+        self._unrecorded.discard(eui)
+        self._refusals.pop(eui, None)
+        self.hub.trust_center.device_left(eui)
+        _spawn(self._let_in_again(device))
+
+    async def _let_in_again(self, device: RealDevice) -> None:
+        if self.radio is None:
+            return
+        key = zt.KeyData(link_key_from_install_code(device.install_code))
+        try:
+            await self.radio.app.permit_with_link_key(
+                zt.EUI64(device.eui[::-1]), key, time_s=PERMIT_S
+            )
+        except Exception as exc:  # bellows/zigpy errors vary; the rig goes on
+            LOGGER.warning("%s left; its link key could not be installed again on the stick "
+                           "(%s): it cannot rejoin", device.label, type(exc).__name__)  # fmt: skip
 
     async def _until_joined(self) -> None:
         deadline = time.monotonic() + self.join_timeout
@@ -236,7 +299,13 @@ class BenchRig(SimulatedRig):
         out = []
         tc = self.hub.trust_center
         for device in self.real.values():
-            if tc.role_of(device.eui) is None:
+            refusal = self._refusals.get(device.eui)
+            if tc.role_of(device.eui) is None and refusal is not None:
+                out.append(
+                    f"{device.label} was let in by the stick but the CHF Device Log refused "
+                    f"it ({refusal})"
+                )
+            elif tc.role_of(device.eui) is None:
                 out.append(f"{device.label} did not join")
             elif device.role is DeviceRole.GSME and device.eui not in self.hub.mirrors:
                 out.append(f"{device.label} joined but asked the GPF for no mirror")
@@ -262,15 +331,22 @@ class BenchRig(SimulatedRig):
                 return
 
     def close(self) -> None:
-        if self._loop is not None and not self._loop.is_closed() and self.radio is not None:
-            radio, self.radio = self.radio, None
-            self.run(radio.close())
-        SimulatedRig.close(self)
-        if isinstance(self.mains, ObservedPsu):
-            self.mains.close()
-        for supply in self._opened:
-            supply.close()
-        self._opened.clear()
+        """The stick, the loop and capture, the mains and the relay supplies: every one is
+        closed even if closing another raised (the first error is raised at the end)."""
+        opened, self._opened = self._opened, []
+        mains = self.mains if isinstance(self.mains, ObservedPsu) else None
+        _close_each([self._close_radio, lambda: SimulatedRig.close(self),
+                     *([mains.close] if mains is not None else []),
+                     *(supply.close for supply in opened)])  # fmt: skip
+
+    def _close_radio(self) -> None:
+        if self._loop is None or self._loop.is_closed() or self.radio is None:
+            return
+        radio, self.radio = self.radio, None
+        if self._callback_id is not None:
+            radio.app._ezsp.remove_callback(self._callback_id)
+            self._callback_id = None
+        self.run(radio.close())
 
     def _mains_changed(self, on: bool, at: datetime) -> None:
         """The mains feeds the simulated hub, and each real device through its relay (the
@@ -280,6 +356,9 @@ class BenchRig(SimulatedRig):
             supply.set_output(on, channel)
         if on:
             self.hub.power_on()
+            waiting, self._unrecorded = self._unrecorded, set()
+            for eui in sorted(waiting):  # the stick let them in while the hub was off
+                self._ncp_join(eui)
         else:
             self.hub.power_off()
         self.power_events.append(event)
@@ -374,20 +453,6 @@ class HostTap(HanTransport):
     @property
     def joined(self) -> bool:
         return self.radio.joined
-
-
-class _JoinListener:
-    """A zigpy application listener: ``device_joined`` / ``device_left`` -> the rig."""
-
-    def __init__(self, joined: Callable[[bytes], None], left: Callable[[bytes], None]) -> None:
-        self._joined = joined
-        self._left = left
-
-    def device_joined(self, device: Any) -> None:
-        self._joined(bytes(device.ieee)[::-1])
-
-    def device_left(self, device: Any) -> None:
-        self._left(bytes(device.ieee)[::-1])
 
 
 # -- building -----------------------------------------------------------------------------
@@ -642,40 +707,45 @@ def _assemble(
 def _wire_mains(built: BenchRig, rig: RigFile) -> None:
     """A VISA mains switches the simulated hub's power (as on the EZSP rig), and the relay
     of each real device that has one follows it."""
-    from gbhil.rigs.ezsp_rig import RigBuildError as EzspBuildError
-    from gbhil.rigs.ezsp_rig import open_mains
-
     instrument = rig.mains
     supplies: dict[str, Any] = {}
-    try:
-        if instrument is not None and instrument.driver != SIMULATED_INSTRUMENT:
-            psu = open_mains(rig, instrument, built.clock)
-            built.mains = psu  # type: ignore[assignment]
-            built.mains_channel = instrument.channel
-            psu.subscribe(built._mains_changed, instrument.channel)
-            supplies[instrument.name] = psu
-        for device in rig.devices:
-            if device.relay is None or device.kind is not DeviceKind.REAL:
-                continue
-            relay = rig.relay(device.relay)
-            if relay.instrument not in supplies:
-                supply = open_mains(rig, rig.instrument(relay.instrument), built.clock)
-                built._opened.append(supply)
-                supplies[relay.instrument] = supply
-            supply = supplies[relay.instrument]
+    if instrument is not None and instrument.driver != SIMULATED_INSTRUMENT:
+        psu = open_mains(rig, instrument, built.clock)
+        built.mains = psu  # type: ignore[assignment]
+        built.mains_channel = instrument.channel
+        psu.subscribe(built._mains_changed, instrument.channel)
+        supplies[instrument.name] = psu
+    for device in rig.devices:
+        if device.relay is None or device.kind is not DeviceKind.REAL:
+            continue
+        relay = rig.relay(device.relay)
+        if relay.instrument not in supplies:
+            supply = open_supply(rig, rig.instrument(relay.instrument), built.clock,
+                                 purpose=f"relay {relay.name!r}")  # fmt: skip
+            built._opened.append(supply)
+            supplies[relay.instrument] = supply
+        supply = supplies[relay.instrument]
+        try:
             supply.set_output(True, relay.channel)  # the device starts fed
-            built.relays[device.role.value] = (supply, relay.channel)
-    except EzspBuildError as exc:
-        raise RigBuildError(str(exc)) from exc
+        except PsuError as exc:
+            raise RigBuildError(
+                f"relay {relay.name!r} of {device.name!r} (instrument {relay.instrument!r} "
+                f"channel {relay.channel}): cannot switch it on: {exc}"
+            ) from exc
+        built.relays[device.role.value] = (supply, relay.channel)
 
 
-_TASKS: set[asyncio.Task[Any]] = set()
-
-
-def _spawn(coro: Any) -> None:
-    task = asyncio.get_running_loop().create_task(coro)
-    _TASKS.add(task)
-    task.add_done_callback(_TASKS.discard)
+def _close_each(closers: list[Callable[[], Any]]) -> None:
+    """Call every closer even if one raises; then raise the first error, if any."""
+    first: BaseException | None = None
+    for close in closers:
+        try:
+            close()
+        except BaseException as exc:  # the rest must still be closed
+            if first is None:
+                first = exc
+    if first is not None:
+        raise first
 
 
 __all__ = [

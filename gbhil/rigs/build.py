@@ -134,8 +134,12 @@ def unbuildable(rig: RigFile) -> list[str]:
     """Why :func:`build_rig` cannot build ``rig`` (empty: it can), without building it."""
     kind = rig_kind(rig)
     if kind is RigKind.BENCH:
-        from gbhil.rigs.bench_rig import bench_mismatches
-
+        if not ezsp_available():
+            return [f"EZSP radios: {EZSP_MODULE} is not available"]
+        try:
+            from gbhil.rigs.bench_rig import bench_mismatches
+        except ImportError as exc:  # bellows / zigpy missing
+            return [f"EZSP radios: the bench rig builder is not available ({exc})"]
         return bench_mismatches(rig)
     if kind is RigKind.EZSP:
         return [] if ezsp_available() else [f"EZSP radios: {EZSP_MODULE} is not available"]
@@ -308,8 +312,16 @@ def build_rig(
     rig = _load(rig_file)
     kind = rig_kind(rig)
     if kind is RigKind.BENCH:
-        from gbhil.rigs.bench_rig import build_bench_rig
-
+        if not ezsp_available():
+            raise RigBuildError(
+                f"cannot build rig {rig.name!r}: EZSP radios: {EZSP_MODULE} is not available"
+            )
+        try:
+            from gbhil.rigs.bench_rig import build_bench_rig
+        except ImportError as exc:  # bellows / zigpy missing
+            raise RigBuildError(
+                f"cannot build rig {rig.name!r}: the bench rig builder is not available ({exc})"
+            ) from None
         return build_bench_rig(rig, seed=seed, start=start, capture=capture)
     problems = unbuildable(rig)
     if kind is RigKind.EZSP:

@@ -39,9 +39,10 @@ import pyvisa
 
 from gbhil.han.channels import PAGE_2_4_GHZ
 from gbhil.han.ezsp.emulator import EzspEmulator
-from gbhil.han.ezsp.radio import EzspRadio, RadioSettings
+from gbhil.han.ezsp.radio import PERMIT_S, EzspRadio, RadioSettings
 from gbhil.han.ezsp.serial_clock import SerialSteppedClock
 from gbhil.han.medium import SimulatedMedium
+from gbhil.rigs.build import RigBuildError
 from gbhil.rigs.check import emulator_config
 from gbhil.rigs.instruments.observed import ObservedPsu
 from gbhil.rigs.instruments.psu import PsuError
@@ -60,17 +61,11 @@ from gbhil.rigs.simulated import DEFAULT_START, DEVICES, PARTIES, ROLE_NAMES, Si
 
 #: Instrument driver name of the behavioural PSU (no VISA).
 SIMULATED_INSTRUMENT: Final = "simulated"
-#: Permit-joining window bellows opens on the NCP while commissioning (ZDO maximum, s).
-COMMISSIONING_PERMIT_S: Final = 254
 #: How long (virtual s) bellows may take to handle the NCP's join reports, and the poll step.
 JOIN_REPORT_TIMEOUT_S: Final = 10.0
 JOIN_REPORT_POLL_S: Final = 0.01
 #: Device names of the rig models, in the order the embedded rig attaches them.
 SIMULATED_ROLES: Final = ("chf", "gpf", "esme", "ppmid", "gsme", "hht")
-
-
-class RigBuildError(Exception):
-    """The rig file describes something this builder cannot build; says what and why."""
 
 
 @dataclass(slots=True)
@@ -87,7 +82,7 @@ class EzspRig(SimulatedRig):
         if self.started:
             return
         assert self.radio is not None
-        await self.radio.permit(COMMISSIONING_PERMIT_S)
+        await self.radio.permit(PERMIT_S)
         await SimulatedRig.start(self)
         if self.emulator is not None:
             joined = [n.eui for n in (*self.nodes.values(), self.hht) if n.joined]
@@ -100,7 +95,7 @@ class EzspRig(SimulatedRig):
         assert self.radio is not None
         deadline = self.clock.monotonic() + JOIN_REPORT_TIMEOUT_S
         while True:
-            known = {bytes(ieee)[::-1] for ieee in self.radio.app.devices}
+            known = self.radio.known_euis()
             missing = [e for e in euis if e not in known]
             if not missing:
                 return
@@ -110,17 +105,24 @@ class EzspRig(SimulatedRig):
             await self.clock.sleep(JOIN_REPORT_POLL_S)
 
     def close(self) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            self.run(self._close_radio())
-        SimulatedRig.close(self)
-        if isinstance(self.mains, ObservedPsu):
-            self.mains.close()
+        """Close everything, each step even if one before it raised (the first error wins)."""
+        try:
+            if self._loop is not None and not self._loop.is_closed():
+                self.run(self._close_radio())
+        finally:
+            try:
+                SimulatedRig.close(self)
+            finally:
+                if isinstance(self.mains, ObservedPsu):
+                    self.mains.close()
 
     async def _close_radio(self) -> None:
-        if self.radio is not None:
-            await self.radio.close()
-        if self.emulator is not None:
-            await self.emulator.close()
+        try:
+            if self.radio is not None:
+                await self.radio.close()
+        finally:
+            if self.emulator is not None:
+                await self.emulator.close()
 
 
 def build_ezsp_rig(
@@ -285,11 +287,26 @@ def _wire_mains(built: EzspRig, rig: RigFile) -> None:
 
 def open_mains(rig: RigFile, instrument: Instrument, clock: Any) -> ObservedPsu:
     """Open a VISA mains supply, check it is the one the rig file names, switch it on."""
+    psu = open_supply(rig, instrument, clock, purpose="the mains")
+    try:
+        psu.set_output(True, instrument.channel)  # the hub starts powered
+    except PsuError as exc:
+        psu.close()
+        where = f"instrument {instrument.name!r} ({instrument.resource})"
+        raise RigBuildError(f"{where}: cannot switch the mains on: {exc}") from exc
+    return psu
+
+
+def open_supply(rig: RigFile, instrument: Instrument, clock: Any, *, purpose: str) -> ObservedPsu:
+    """Open a VISA supply and check it is the one the rig file names; switch nothing.
+
+    ``purpose`` says what it is for in error messages ("the mains", "relay 'x'").
+    """
     definitions = rig.instrument_definitions(instrument)
     backend = f"{definitions}{instrument.backend}" if definitions else instrument.backend or ""
-    where = f"instrument {instrument.name!r} ({instrument.resource})"
+    where = f"instrument {instrument.name!r} ({instrument.resource}, {purpose})"
     if instrument.resource is None:
-        raise RigBuildError(f"{where}: the mains needs a VISA resource")
+        raise RigBuildError(f"{where}: {purpose} needs a VISA resource")
     try:
         manager = pyvisa.ResourceManager(backend)
     except (ValueError, OSError, pyvisa.errors.Error) as exc:
@@ -315,13 +332,14 @@ def open_mains(rig: RigFile, instrument: Instrument, clock: Any) -> ObservedPsu:
             f"{where}: the rig file says driver {instrument.driver!r}, the instrument is "
             f"{driver.catalogue_key!r}"
         )
-    psu = ObservedPsu(driver, clock, name=instrument.name, release=manager.close)
-    try:
-        psu.set_output(True, instrument.channel)  # the hub starts powered
-    except PsuError as exc:
-        psu.close()
-        raise RigBuildError(f"{where}: cannot switch the mains on: {exc}") from exc
-    return psu
+    return ObservedPsu(driver, clock, name=instrument.name, release=manager.close)
 
 
-__all__ = ["COMMISSIONING_PERMIT_S", "EzspRig", "RigBuildError", "build_ezsp_rig", "open_mains"]
+__all__ = [
+    "SIMULATED_INSTRUMENT",
+    "EzspRig",
+    "RigBuildError",
+    "build_ezsp_rig",
+    "open_mains",
+    "open_supply",
+]

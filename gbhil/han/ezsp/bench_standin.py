@@ -20,6 +20,11 @@ and certificates those of the generated rig PKI for ``--seed``.
 prints one JSON line when ready: ``{"port": "/dev/pts/N", "stick_eui": EUI, "devices":
 {role: EUI}}`` (no keys, no install codes), then serves until SIGTERM or SIGINT, or with
 ``--watch-stdin`` until its stdin ends (a parent that dies takes it along).
+
+SIGUSR1 makes every joined meter leave the network (a Zigbee Leave, as after a reset on
+the bench); the stick reports each leave to the host (``trustCenterJoinHandler``,
+``DEVICE_LEFT``) and the meters then try to join again, which the stick allows once the
+host has installed their link keys again.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from gbhil.devices.registry import device_class
 from gbhil.devices.trust import DeviceKeys
 from gbhil.han.channels import PAGE_2_4_GHZ, ChannelError, validate
 from gbhil.han.ezsp.emulator import EmulatorConfig, EzspEmulator
+from gbhil.han.ezsp.frames import DeviceUpdate, JoinDecision
 from gbhil.han.medium import SimulatedMedium
 from gbhil.han.network import GsmeNode, MeterNode
 from gbhil.han.transport import EUI64_LEN
@@ -147,23 +153,56 @@ class BenchStandin:
             self._tasks.append(asyncio.create_task(self._keep_joining(role, node)))
 
     async def _keep_joining(self, role: str, node: Any) -> None:
-        """Try to join through the NCP until admitted; after a leave, try again."""
+        """Try to join through the NCP until admitted; after a leave, try again.
+
+        A failed attempt (any error) is logged and retried: a bench meter does not give up.
+        """
         while True:
             if not node.joined:
-                result = await node.join(self.emulator.trust_center)
-                if result.accepted:
-                    LOG.info("%s %s joined through the NCP", role, node.eui.hex().upper())
+                try:
+                    result = await node.join(self.emulator.trust_center)
+                except Exception as exc:  # a meter keeps trying, whatever went wrong
+                    # the type only: a joining error's text may quote the install code
+                    LOG.warning("%s join attempt failed (%s); retrying", role, type(exc).__name__)
                 else:
-                    LOG.debug("%s not admitted: %s", role, result.detail or result.reason)
+                    if result.accepted:
+                        LOG.info("%s %s joined through the NCP", role, node.eui.hex().upper())
+                    else:
+                        LOG.debug("%s not admitted: %s", role, result.reason)
             await asyncio.sleep(JOIN_RETRY_S)
+
+    async def leave_all(self) -> None:
+        """Every joined meter leaves (Zigbee Leave); the stick reports it as an NCP does."""
+        for role, node in self.nodes.items():
+            if not node.joined:
+                continue
+            await node.leave()
+            self._report_left(node.eui)
+            LOG.info("%s %s left the network", role, node.eui.hex().upper())
+
+    def _report_left(self, eui: bytes) -> None:
+        """``trustCenterJoinHandler`` with ``DEVICE_LEFT``: how the NCP tells the host."""
+        short = next(n.short_address for n in self.medium.nodes if n.eui64 == eui)
+        self.emulator.callback(
+            "trustCenterJoinHandler",
+            {
+                "newNodeId": short,
+                "newNodeEui64": eui,
+                "status": DeviceUpdate.DEVICE_LEFT,
+                "policyDecision": JoinDecision.NO_ACTION,
+                "parentOfNewNodeId": self.emulator.config.short_address,
+            },
+        )
 
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await self.emulator.close()
+        try:
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            await self.emulator.close()
 
 
 def parse_args(argv: Sequence[str] | None = None) -> StandinConfig:
@@ -215,11 +254,21 @@ async def serve(config: StandinConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     if config.watch_stdin:
         loop.add_reader(sys.stdin.fileno(), _stdin_ended, stop)
-    await standin.start()
+    leaving: set[asyncio.Task[None]] = set()
+
+    def leave() -> None:
+        task = asyncio.create_task(standin.leave_all())
+        leaving.add(task)
+        task.add_done_callback(leaving.discard)
+
+    loop.add_signal_handler(signal.SIGUSR1, leave)
     try:
+        await standin.start()  # inside: a failing start still closes the emulator's pty
         print(standin.ready_line(), flush=True)
         await stop.wait()
     finally:
+        for task in leaving:
+            task.cancel()
         await standin.close()
 
 

@@ -1393,8 +1393,9 @@ class EzspEmulator:
     def _maybe_handle_zdo_broadcast(self, frame: ApsFrame) -> None:
         """The NCP acts on its own 2.4 GHz Mgmt_NWK_Update_req (zigpy's channel migration).
 
-        A sub-GHz request leaves the second PHY where it is: the host retunes it
-        with ``multiPhySetRadioChannel`` once the request is on air.
+        A sub-GHz request is not handled here: ``_move_sub_ghz`` sends it on the
+        second PHY and retunes that PHY itself (the host retunes it with
+        ``multiPhySetRadioChannel`` when an NCP does not).
         """
         if frame.profile_id != PROFILE_ZDP or frame.cluster_id != ZDO_MGMT_NWK_UPDATE_REQ:
             return

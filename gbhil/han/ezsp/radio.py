@@ -108,6 +108,8 @@ MULTI_PHY_NO_OPTIONS: Final = 0x00
 #: Radius of the channel-change broadcast, and how long the NCP has to act on it.
 CHANNEL_CHANGE_RADIUS: Final = 30
 CHANNEL_CHANGE_TIMEOUT_S: Final = 12.0
+#: Permit-joining window (s) the rigs open on the NCP: the ZDO maximum (254; 255 = forever).
+PERMIT_S: Final = 254
 DEFAULT_CHANNEL: Final = 11
 DEFAULT_BAUDRATE: Final = 115200
 DEFAULT_SUB_GHZ_POWER_DBM: Final = 0
@@ -522,8 +524,14 @@ class EzspRadio(HanTransport):
                     raise zigpy.exceptions.DeliveryError(
                         f"fragment {index + 1}/{len(parts)} not taken: {status!r}", status
                     )
-                async with asyncio.timeout(FRAGMENT_SENT_TIMEOUT_S):
-                    sent, _ = await future
+                try:
+                    async with asyncio.timeout(FRAGMENT_SENT_TIMEOUT_S):
+                        sent, _ = await future
+                except TimeoutError:
+                    raise zigpy.exceptions.DeliveryError(
+                        f"fragment {index + 1}/{len(parts)}: the NCP reported no messageSent "
+                        f"within {FRAGMENT_SENT_TIMEOUT_S:g} s"
+                    ) from None
                 if bellows_t.sl_Status.from_ember_status(sent) != bellows_t.sl_Status.OK:
                     raise zigpy.exceptions.DeliveryError(
                         f"fragment {index + 1}/{len(parts)} not delivered: {sent!r}", sent
@@ -648,8 +656,9 @@ class EzspRadio(HanTransport):
 
         2.4 GHz: the NCP's own channel migration (:meth:`_move_2_4`). Sub-GHz: a
         Mgmt_NWK_Update_req broadcast on the old channel, which the devices of that
-        band follow, then the NCP's second PHY is retuned with
-        ``multiPhySetRadioChannel``. False when the NCP refuses the new channel.
+        band follow; the NCP's second PHY is then retuned with ``multiPhySetRadioChannel``
+        unless the NCP already moved it when it sent the request (gbhil's emulator does,
+        after the medium's frequency-agility check). False when the NCP refuses.
         """
         pc = validate(page, channel)
         if band_of(page) is Band.GHZ_2_4:
@@ -657,7 +666,8 @@ class EzspRadio(HanTransport):
         if self._sub_ghz is None or self._sub_ghz == pc:
             return await self._set_sub_ghz(pc)
         update_id = (int(self.app.state.network_info.nwk_update_id) + 1) & 0xFF
-        await self.send(  # the NCP acts on it: agility check, on air, retune (or nothing)
+        failures = self.counters.delivery_failures
+        await self.send(
             ApsFrame(
                 src_eui64=self.eui64,
                 dst_eui64=None,
@@ -669,11 +679,13 @@ class EzspRadio(HanTransport):
                 dst_short=BROADCAST_ALL,
             )
         )
+        if self.counters.delivery_failures != failures:
+            return False  # the NCP did not send it: nobody moves
         status, params = await self.app._ezsp.getRadioParameters(phyIndex=SUB_GHZ_PHY_INDEX)
         if int(status) != 0:
             raise RadioError(f"the NCP cannot report its sub-GHz PHY: status {status!r}")
         self._sub_ghz = PageChannel(int(params.radioPage), int(params.radioChannel))
-        return self._sub_ghz == pc
+        return self._sub_ghz == pc or await self._set_sub_ghz(pc)
 
     async def _move_2_4(self, channel: int) -> None:
         """Move the whole network: one Mgmt_NWK_Update_req broadcast, as a network manager does.
@@ -755,6 +767,10 @@ class EzspRadio(HanTransport):
     @property
     def joined(self) -> bool:
         return self._running and self.app.is_controller_running
+
+    def known_euis(self) -> set[bytes]:
+        """EUI-64s (gbhil's byte order) of the devices zigpy knows: the NCP reported them."""
+        return {bytes(ieee)[::-1] for ieee in self.app.devices}
 
 
 __all__ = [
