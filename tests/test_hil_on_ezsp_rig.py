@@ -15,20 +15,20 @@ tests/test_hil_on_rig_files.py there.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gbhil.bus.mqtt import MosquittoBroker, find_mosquitto
-from gbhil.pytest_plugin.report import PROP_RIG
+from gbhil.bus.mqtt import MosquittoBroker
 from tests.test_hil_on_rig_files import (
     RATE,
     REPRESENTATIVE,
-    RUN_TIMEOUT_S,
     SUITES,
+    broker,  # noqa: F401 - the module's Mosquitto fixture
     device_hosts,
     needs_duis_schema,
+    rigs_of,
+    run_suites,
 )
 
 pytest_plugins = ["pytester"]
@@ -40,71 +40,43 @@ MQTT_EZSP_RIG = ROOT / "rigs" / "mqtt-ezsp-example.toml"
 EZSP_RIG_LACKS = ("psu_real",)
 
 
-def _junit(path: Path) -> list[tuple[str, str, str]]:
-    """(test name, rig, outcome) of every test case in a JUnit XML report."""
+def _outcomes(junit: Path) -> list[tuple[str, str]]:
+    """(test name, outcome) of every test case in a JUnit XML report."""
     out = []
-    for case in ET.parse(path).getroot().iter("testcase"):
-        rig = next(
-            (p.get("value", "") for p in case.iter("property") if p.get("name") == PROP_RIG), ""
-        )
+    for case in ET.parse(junit).getroot().iter("testcase"):
         outcome = "passed"
         for tag in ("failure", "error", "skipped"):
             element = case.find(tag)
             if element is not None:
                 outcome = f"{tag}: {element.get('message', '')}"
-        out.append((case.get("name", ""), rig, outcome))
+        out.append((case.get("name", ""), outcome))
     return out
 
 
 @needs_duis_schema
 def test_every_hil_suite_passes_on_the_emulated_ezsp_rig(pytester: pytest.Pytester) -> None:
-    junit = pytester.path / "junit.xml"
-    result = pytester.runpytest_subprocess(
-        str(SUITES),
-        "--rig", str(EZSP_RIG),
-        "--gbhil-report", str(pytester.path / "report"),
-        f"--junitxml={junit}",
-        "-p", "no:cacheprovider",
-        timeout=RUN_TIMEOUT_S,
-    )  # fmt: skip
-    cases = _junit(junit)
+    result, junit = run_suites(pytester, [str(SUITES)], EZSP_RIG)
+    cases = _outcomes(junit)
     assert len(cases) > 50, "the standard suites were collected"
-    assert {rig for _, rig, _ in cases} == {"ezsp-emulated"}
-    not_passed = [(name, outcome) for name, _, outcome in cases if outcome != "passed"]
+    assert set(rigs_of(junit)) == {"ezsp-emulated"}
     unexpected = [
         (name, outcome)
-        for name, outcome in not_passed
-        if not (outcome.startswith("skipped") and any(c in outcome for c in EZSP_RIG_LACKS))
+        for name, outcome in cases
+        if outcome != "passed"
+        and not (outcome.startswith("skipped") and any(c in outcome for c in EZSP_RIG_LACKS))
     ]
     assert unexpected == [], unexpected
     assert result.ret == 0
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto); needed for this test")
-    with MosquittoBroker(tmp_path_factory.mktemp("broker")) as running:
-        yield running
-
-
 @needs_duis_schema
 def test_representative_hil_tests_pass_on_the_mqtt_and_ezsp_rig(
-    pytester: pytest.Pytester, broker: MosquittoBroker
+    pytester: pytest.Pytester, broker: MosquittoBroker  # noqa: F811
 ) -> None:
-    junit = pytester.path / "junit.xml"
-    result = pytester.runpytest_subprocess(
-        *(str(SUITES / t) for t in REPRESENTATIVE),
-        "--rig", str(MQTT_EZSP_RIG),
-        "--bus-url", str(broker.address),
-        "--bus-rate", str(RATE),
-        "--gbhil-report", str(pytester.path / "report"),
-        f"--junitxml={junit}",
-        "-p", "no:cacheprovider",
-        timeout=RUN_TIMEOUT_S,
-    )  # fmt: skip
+    tests = [str(SUITES / t) for t in REPRESENTATIVE]
+    result, junit = run_suites(pytester, tests, MQTT_EZSP_RIG, broker)
     result.assert_outcomes(passed=len(REPRESENTATIVE))
-    assert [rig for _, rig, _ in _junit(junit)] == ["mqtt-ezsp-example"] * len(REPRESENTATIVE)
+    assert rigs_of(junit) == ["mqtt-ezsp-example"] * len(REPRESENTATIVE)
     assert device_hosts(broker.port) == [], "the harness left a device host running"
 
 

@@ -105,33 +105,49 @@ def device_hosts(port: int) -> list[int]:
     return out
 
 
-@needs_duis_schema
-def test_representative_hil_tests_pass_on_the_mqtt_rig(
-    pytester: pytest.Pytester, broker: MosquittoBroker
-) -> None:
-    tests = [str(SUITES / t) for t in REPRESENTATIVE]
-    suites = {t.split("::")[0] for t in REPRESENTATIVE}
-    every = {p.name for p in SUITES.glob("test_*.py")}
-    assert suites == every, "a test of every suite"
+def run_suites(
+    pytester: pytest.Pytester,
+    tests: list[str],
+    rig_file: Path,
+    broker: MosquittoBroker | None = None,
+) -> tuple[pytest.RunResult, Path]:
+    """``tests`` (paths under hil_tests/) through pytest in a subprocess on ``rig_file``
+    (at ``RATE`` over ``broker`` when given); the result and its JUnit XML report."""
     junit = pytester.path / "junit.xml"
+    bus = [] if broker is None else ["--bus-url", str(broker.address), "--bus-rate", str(RATE)]
     result = pytester.runpytest_subprocess(
         *tests,
-        "--rig", str(RIG_FILE),
-        "--bus-url", str(broker.address),
-        "--bus-rate", str(RATE),
+        "--rig", str(rig_file),
+        *bus,
         "--gbhil-report", str(pytester.path / "report"),
         f"--junitxml={junit}",
         "-p", "no:cacheprovider",
         timeout=RUN_TIMEOUT_S,
     )  # fmt: skip
-    result.assert_outcomes(passed=len(REPRESENTATIVE))
-    rigs = [
-        prop.get("value")
+    return result, junit
+
+
+def rigs_of(junit: Path) -> list[str]:
+    """The rig each test case of a JUnit report ran on (the plugin's property)."""
+    return [
+        prop.get("value", "")
         for case in ET.parse(junit).getroot().iter("testcase")
         for prop in case.iter("property")
         if prop.get("name") == PROP_RIG
     ]
-    assert rigs == ["mqtt-example"] * len(REPRESENTATIVE), "every test ran on the MQTT rig"
+
+
+@needs_duis_schema
+def test_representative_hil_tests_pass_on_the_mqtt_rig(
+    pytester: pytest.Pytester, broker: MosquittoBroker
+) -> None:
+    suites = {t.split("::")[0] for t in REPRESENTATIVE}
+    every = {p.name for p in SUITES.glob("test_*.py")}
+    assert suites == every, "a test of every suite"
+    tests = [str(SUITES / t) for t in REPRESENTATIVE]
+    result, junit = run_suites(pytester, tests, RIG_FILE, broker)
+    result.assert_outcomes(passed=len(REPRESENTATIVE))
+    assert rigs_of(junit) == ["mqtt-example"] * len(REPRESENTATIVE), "all on the MQTT rig"
     assert device_hosts(broker.port) == [], "the harness left a device host running"
 
 

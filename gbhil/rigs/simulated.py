@@ -184,29 +184,12 @@ class SimulatedRig:
             if pub is not None:
                 a.keys.peers_ka[b.eui] = pub
         rig_box: list[SimulatedRig] = []
-
-        def to_wan(raw: bytes) -> Any:
-            rig = rig_box[0]
-            rig.wan.append(raw)
-            return rig.on_wan(raw) if rig.on_wan is not None else None
-
-        def log_changed(entry: Any) -> None:
-            for raw in chf.han_device_log_changed(entry):
-                _spawn(hub.to_wan(raw))
-
-        def undeliverable(raw: bytes, reason: str) -> None:
-            del reason
-            for alert in chf.undeliverable_alert(raw):
-                _spawn(hub.to_wan(alert))
-
-        hub = HubNode(
+        hub = wire_hub(
             chf,
             gpf,
             hub_transport if hub_transport is not None else medium.attach(chf.eui, HUB_CHANNELS),
             clock,
-            on_wan_message=to_wan,
-            on_device_log_changed=log_changed,
-            on_undeliverable=undeliverable,
+            rig_box,
         )
         nodes: dict[str, Any] = {}
         for name, device, node_class in (
@@ -305,6 +288,30 @@ class SimulatedRig:
         self.power_events.append(event)
         if self.on_power is not None:
             self.on_power(event)
+
+
+def wire_hub(chf: Chf, gpf: Device, transport: Any, clock: Any, box: list[Any]) -> HubNode:
+    """The Comms Hub on ``transport``, wired as every rig wires it: WAN messages go to
+    ``box[0]`` (the rig, once built: its ``wan`` list and ``on_wan``), and the CHF's Device
+    Log changes and undeliverable-command alerts go up the WAN."""
+
+    def to_wan(raw: bytes) -> Any:
+        rig = box[0]
+        rig.wan.append(raw)
+        return rig.on_wan(raw) if rig.on_wan is not None else None
+
+    def log_changed(entry: Any) -> None:
+        for raw in chf.han_device_log_changed(entry):
+            _spawn(hub.to_wan(raw))
+
+    def undeliverable(raw: bytes, reason: str) -> None:
+        del reason
+        for alert in chf.undeliverable_alert(raw):
+            _spawn(hub.to_wan(alert))
+
+    hub = HubNode(chf, gpf, transport, clock, on_wan_message=to_wan,
+                  on_device_log_changed=log_changed, on_undeliverable=undeliverable)  # fmt: skip
+    return hub
 
 
 def _spawn(coro: Any) -> None:
