@@ -132,23 +132,27 @@ class RunResult:
 # -- the all-in-one reference ---------------------------------------------------------------
 
 
+async def read_then_outage(rig: Any, minutes: int) -> str:
+    """The scenario every way runs: an ESME read, a mains cut of ``minutes``, restoration,
+    then a barrier read (everything the outage caused is in before it); the read's
+    delivery status."""
+    delivery = await rig.send(_ecs52(rig, READ_COUNTER, rig.esme.eui))
+    await rig.settle()
+    rig.mains.set_output(False)
+    await rig.clock.sleep(minutes * 60)
+    rig.mains.set_output(True)
+    await rig.settle(120)
+    await rig.send(_ecs52(rig, BARRIER_COUNTER, rig.esme.eui))
+    await rig.settle()
+    return str(delivery.status.name)
+
+
 def in_process(minutes: int) -> RunResult:
     rig = SimulatedRig.build(seed=SEED)
     try:
         rig.run(rig.start())
 
-        async def go() -> str:
-            delivery = await rig.send(_ecs52(rig, READ_COUNTER, rig.esme.eui))
-            await rig.settle()
-            rig.mains.set_output(False)
-            await rig.clock.sleep(minutes * 60)
-            rig.mains.set_output(True)
-            await rig.settle(120)
-            await rig.send(_ecs52(rig, BARRIER_COUNTER, rig.esme.eui))
-            await rig.settle()
-            return delivery.status.name
-
-        delivery = rig.run(go())
+        delivery = rig.run(read_then_outage(rig, minutes))
         messages = [outcome(m) for m in rig.wan]
         return RunResult(
             [m for m in messages if m.cra is Cra.RESPONSE],

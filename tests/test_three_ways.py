@@ -49,6 +49,7 @@ from tests.test_bus_two_process import (
     WAIT_S,
     Outcome,
     outcome,
+    read_then_outage,
     split_rig,
 )
 from tests.test_rig_simulated import NETWORK_OPERATOR, _ecs52
@@ -114,18 +115,7 @@ def _stepped_way(rig: SimulatedRig) -> WayResult:
     if dcc is not None:
         rig.run(dcc[0].start())
 
-    async def go() -> str:
-        delivery = await rig.send(_ecs52(rig, READ_COUNTER, rig.esme.eui))
-        await rig.settle()
-        rig.mains.set_output(False)
-        await rig.clock.sleep(MINUTES * 60)
-        rig.mains.set_output(True)
-        await rig.settle(120)
-        await rig.send(_ecs52(rig, BARRIER_COUNTER, rig.esme.eui))
-        await rig.settle()
-        return delivery.status.name
-
-    delivery = rig.run(go())
+    delivery = rig.run(read_then_outage(rig, MINUTES))
     if dcc is not None:
         rig.run(dcc[0].stop())
     messages = [outcome(m) for m in rig.wan]
